@@ -1,0 +1,49 @@
+# softdistill: the documented entry points. Each target creates/reuses .venv by itself.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+DATA   ?= ../shared/data
+
+.PHONY: help venv demo test test-slow lint format check bench gpu-check clean
+
+help:
+	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
+	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
+	@echo "make check      lint + tests"
+	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+
+# A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
+# package in editable mode. Re-run when pyproject.toml changes.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/softdistill distill --config configs/demo_digits.yaml --out runs/demo --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+check: lint test
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/hypergrad_bench.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -1,0 +1,3 @@
+from softdistill.cli import entry
+
+entry()

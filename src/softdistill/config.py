@@ -1,0 +1,240 @@
+"""The run configuration: one flat dataclass, read from YAML/JSON/TOML files and CLI flags.
+
+Unknown keys are rejected with the nearest valid name. :meth:`Config.validate` checks values
+before any long work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from softdistill.utils import did_you_mean
+
+__all__ = ["CONFIG_VERSION", "Config", "ConfigError", "ORIGINAL_FLAGS"]
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value or file is invalid (a usage error)."""
+
+
+@dataclass
+class Config:
+    """Everything a ``softdistill distill`` run depends on (saved as ``config.json``)."""
+
+    # --- data
+    dataset: str = "digits"  # registry name, e.g. digits, mnist, fashion_mnist
+    data_dir: str | None = None  # folder with dataset files; default $SOFTDISTILL_DATA
+
+    # --- model
+    arch: str = "convnet"  # lenet, alexcifarnet, convnet, mlp
+    arch_args: dict[str, Any] = field(default_factory=dict)  # e.g. {depth: 2, width: 32}
+    init: str = "xavier"  # weight init: xavier, xavier_unif, kaiming, kaiming_out, ...
+    init_param: float = 1.0  # gain (xavier/orthogonal), negative slope (kaiming) or std (normal)
+
+    # --- synthetic set
+    per_class: int = 1  # examples per label class per batch
+    n_batches: int = 1  # synthetic batches = distinct inner steps
+    n_epochs: int = 3  # passes over the batches; T = n_batches * n_epochs
+    init_lr: float = 0.02  # initial inner learning rate of every step
+    learn_labels: bool = True  # learn soft labels (False: the original hard-label method)
+    learn_lrs: bool = True
+    freeze_data: bool = False  # keep x_syn at its init; learn labels and lrs only
+    label_init: str = "onehot"  # onehot, smoothed, stdnormal, uniform, bin, zeros, ones,
+    #                             orthogonal, or file:PATH (.npy/.pt/.txt)
+    label_mode: str = "raw"  # raw (any real vector, as the paper) or softmax
+    n_label_classes: int | None = None  # classes with synthetic examples; default all
+    init_labels: list[int] | None = None  # which classes those are; default 0..n-1
+    x_init: str = "noise"  # noise (N(0,1)) or real (random real examples of each class)
+
+    # --- outer loop
+    nets: str = "fixed"  # fixed (known init) or random (fresh inits every outer step)
+    n_nets: int = 1  # inner networks per outer step (gradients averaged)
+    outer_steps: int = 1000
+    batch_size: int = 1024  # real examples per outer step
+    lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
+    decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
+    decay_factor: float = 0.5
+    hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference)
+
+    # --- evaluation
+    test_n_nets: int = 10  # fresh random nets for evaluation when nets=random
+    baselines: list[str] = field(default_factory=lambda: ["random"])
+    baseline_lrs: list[float] = field(
+        default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
+    )  # grid for the fixed lr of baselines (chosen on training data)
+
+    # --- run
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    dtype: str = "float32"
+    log_every: int = 10  # outer steps between metrics.jsonl lines
+    eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
+    checkpoint_every: int = 100  # outer steps between checkpoints
+
+    # ------------------------------------------------------------------------- construction
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, source: str = "config") -> Config:
+        """Build from a mapping, rejecting unknown keys with the nearest valid name."""
+        names = cls.field_names()
+        d = {k.replace("-", "_"): v for k, v in d.items() if k != "config_version"}
+        unknown = [k for k in d if k not in names]
+        if unknown:
+            k = unknown[0]
+            hint = ORIGINAL_FLAGS.get(k)
+            hint = (
+                f" (the original code's {k!r} is {hint!r} here)" if hint else did_you_mean(k, names)
+            )
+            raise ConfigError(f"unknown key {k!r} in {source}{hint}")
+        return cls(**d)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Config:
+        """Read a ``.yaml``/``.yml``, ``.json`` or ``.toml`` file (safe loaders only)."""
+        return cls.from_dict(read_config_file(path), source=str(path))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    def replace(self, **changes) -> Config:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def n_steps(self) -> int:
+        """T = n_batches * n_epochs."""
+        return self.n_batches * self.n_epochs
+
+    # ------------------------------------------------------------------------- validation
+    def validate(self) -> Config:
+        """Check every value that can be checked without loading data; raise ConfigError."""
+        from softdistill.core import LABEL_INITS, LABEL_MODES, METHODS
+        from softdistill.data import DATASETS
+        from softdistill.models import ARCHS, INITS
+
+        def choice(key: str, value: str, options) -> None:
+            if value not in options:
+                raise ConfigError(
+                    f"unknown {key} {value!r}{did_you_mean(value, options)}; "
+                    f"expected one of {sorted(options)}"
+                )
+
+        ds = self.dataset.split(":", 1)[0] + ":" if ":" in self.dataset else self.dataset
+        choice("dataset", ds, DATASETS)
+        choice("arch", self.arch, ARCHS)
+        choice("init", self.init, INITS)
+        if not self.label_init.startswith("file:"):
+            choice("label_init", self.label_init, LABEL_INITS)
+        choice("label_mode", self.label_mode, LABEL_MODES)
+        choice("nets", self.nets, ("fixed", "random"))
+        choice("hypergrad", self.hypergrad, METHODS)
+        choice("x_init", self.x_init, ("noise", "real"))
+        choice("dtype", self.dtype, ("float32", "float64"))
+        for b in self.baselines:
+            choice("baseline", b, ("random",))
+        for key in (
+            "per_class",
+            "n_batches",
+            "n_epochs",
+            "n_nets",
+            "outer_steps",
+            "batch_size",
+            "decay_every",
+            "test_n_nets",
+            "log_every",
+            "checkpoint_every",
+        ):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        for key in ("init_lr", "lr"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
+        if not 0 < self.decay_factor <= 1:
+            raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
+        if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:
+            raise ConfigError(f"baseline_lrs must be positive numbers, got {self.baseline_lrs}")
+        if self.n_label_classes is not None and self.n_label_classes < 1:
+            raise ConfigError(f"n_label_classes must be >= 1, got {self.n_label_classes}")
+        if (
+            self.init_labels is not None
+            and self.n_label_classes is not None
+            and len(self.init_labels) != self.n_label_classes
+        ):
+            raise ConfigError(
+                f"init_labels {self.init_labels} has {len(self.init_labels)} entries but "
+                f"n_label_classes is {self.n_label_classes}"
+            )
+        if not (self.learn_labels or self.learn_lrs or not self.freeze_data):
+            raise ConfigError("nothing to learn: freeze_data with learn_labels and learn_lrs off")
+        return self
+
+    def label_classes(self, n_classes: int) -> list[int]:
+        """The classes that get synthetic examples, checked against the dataset's classes."""
+        if self.init_labels is not None:
+            classes = list(self.init_labels)
+        else:
+            n = self.n_label_classes or n_classes
+            if n > n_classes:
+                raise ConfigError(f"n_label_classes {n} exceeds the dataset's {n_classes} classes")
+            classes = list(range(n))
+        bad = [c for c in classes if not 0 <= c < n_classes]
+        if bad:
+            raise ConfigError(
+                f"init_labels {bad} out of range: the dataset has classes 0..{n_classes - 1}"
+            )
+        if len(set(classes)) != len(classes):
+            raise ConfigError(f"init_labels {classes} repeats a class")
+        return classes
+
+
+# The original implementations' flag names -> ours (documented in the README).
+ORIGINAL_FLAGS = {
+    "distill_steps": "n_batches",
+    "distill_epochs": "n_epochs",
+    "distilled_images_per_class_per_step": "per_class",
+    "distill_lr": "init_lr",
+    "train_nets_type": "nets",
+    "static_labels": "learn_labels",
+    "num_distill_classes": "n_label_classes",
+    "random_init_labels": "label_init",
+    "sample_n_nets": "n_nets",
+}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    text = path.read_text()
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        elif suffix == ".json":
+            data = json.loads(text)
+        elif suffix == ".toml":
+            data = tomllib.loads(text)
+        else:
+            raise ConfigError(f"config {path} must end in .yaml, .yml, .json or .toml")
+    except ConfigError:
+        raise
+    except Exception as e:  # parser errors of three libraries
+        raise ConfigError(f"cannot parse config {path}: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config {path} must hold a mapping of keys to values")
+    return data

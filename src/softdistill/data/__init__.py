@@ -1,0 +1,118 @@
+"""Datasets as in-memory tensors: ``Dataset(train=Split(x, y), test=Split(x, y), ...)``.
+
+Every loader returns inputs already normalised (once, here), so the outer loop only indexes.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from softdistill.utils import did_you_mean
+
+__all__ = ["DATASETS", "DataError", "Dataset", "Split", "load", "register", "resolve_data_dir"]
+
+
+class DataError(RuntimeError):
+    """A dataset is missing, malformed, or cannot be read; the message says what was expected."""
+
+
+@dataclass
+class Split:
+    """Inputs and integer labels of one split.
+
+    Attributes:
+        x: ``(N, *sample_shape)`` float inputs, normalised.
+        y: ``(N,)`` int64 class indices.
+    """
+
+    x: Tensor
+    y: Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.shape[0] != self.y.shape[0]:
+            raise ValueError(f"x has {self.x.shape[0]} rows but y has {self.y.shape[0]}")
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def to(self, device=None, dtype=None) -> Split:
+        return Split(self.x.to(device=device, dtype=dtype), self.y.to(device=device))
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset and what is needed to show its examples.
+
+    Attributes:
+        name: registry name.
+        train, test: the splits.
+        class_names: one name per class.
+        modality: ``image`` or ``text``.
+        mean, std: per-channel normalisation applied to images (to undo it for display).
+        extra: modality-specific data (e.g. the vocabulary and embedding table for text).
+    """
+
+    name: str
+    train: Split
+    test: Split
+    class_names: list[str]
+    modality: str = "image"
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+Loader = Callable[..., Dataset]
+DATASETS: dict[str, Loader] = {}
+
+
+def register(name: str) -> Callable[[Loader], Loader]:
+    """Register ``loader(data_dir: Path | None, **options) -> Dataset`` under ``name``."""
+
+    def deco(fn: Loader) -> Loader:
+        DATASETS[name] = fn
+        return fn
+
+    return deco
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """``data_dir``, else ``$SOFTDISTILL_DATA``, else None."""
+    if data_dir is None:
+        data_dir = os.environ.get("SOFTDISTILL_DATA") or None
+    return Path(data_dir).expanduser() if data_dir is not None else None
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, **options) -> Dataset:
+    """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir``."""
+    prefix = name.split(":", 1)[0] + ":" if ":" in name else None
+    key = prefix if prefix in DATASETS else name
+    if key not in DATASETS:
+        raise ValueError(
+            f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; known: {sorted(DATASETS)}"
+        )
+    return DATASETS[key](resolve_data_dir(data_dir), name=name, **options)
+
+
+def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
+    """``(x - mean) / std`` per channel; ``x`` is ``(N, C, H, W)``."""
+    m = torch.tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+from softdistill.data import images as _images  # noqa: E402,F401  (registers the loaders)

@@ -1,0 +1,327 @@
+"""The outer loop: learn a synthetic set by gradient descent on the hypergradient.
+
+Per outer step: draw a real batch (indexing tensors already in memory), take the inner nets
+(``fixed``: the same inits every step; ``random``: fresh inits), compute the hypergradient of each
+(averaged), take an Adam step (betas 0.5, 0.999) and a step-decay schedule step.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from softdistill import io
+from softdistill.config import Config, ConfigError
+from softdistill.core import SyntheticSet, forward, hypergradient
+from softdistill.data import Dataset, Split
+from softdistill.evaluate import evaluate_synthetic
+from softdistill.models import init_params
+from softdistill.typing import OuterLoss, Params
+
+__all__ = [
+    "DistillResult",
+    "DivergenceError",
+    "RealBatches",
+    "distill",
+    "make_nets",
+    "make_synthetic",
+    "stream",
+]
+
+log = logging.getLogger(__name__)
+
+
+class DivergenceError(RuntimeError):
+    """The outer loss or its gradient became NaN/inf."""
+
+
+# Independent random streams of a run, all derived from ``cfg.seed``.
+STREAMS = {"syn": 1, "nets": 2, "data": 3, "test_nets": 4}
+
+
+def stream(seed: int, name: str) -> torch.Generator:
+    """The CPU generator of stream ``name`` for run seed ``seed``."""
+    return torch.Generator().manual_seed(seed * 1000 + STREAMS[name])
+
+
+class RealBatches:
+    """Shuffled minibatches of a split held in memory (one permutation per pass)."""
+
+    def __init__(self, split: Split, batch_size: int, generator: torch.Generator) -> None:
+        self.split = split
+        self.batch_size = min(batch_size, len(split))
+        self.generator = generator
+        self.perm = torch.randperm(len(split), generator=generator)
+        self.pos = 0
+
+    def next(self) -> tuple[Tensor, Tensor]:
+        if self.pos + self.batch_size > len(self.perm):
+            self.perm = torch.randperm(len(self.split), generator=self.generator)
+            self.pos = 0
+        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.split.x.device)
+        self.pos += self.batch_size
+        return self.split.x[idx], self.split.y[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"perm": self.perm, "pos": self.pos, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.perm, self.pos = state["perm"], int(state["pos"])
+        self.generator.set_state(state["generator"])
+
+
+def make_nets(
+    model: nn.Module, cfg: Config, n: int, generator: torch.Generator, *, device, dtype
+) -> list[Params]:
+    """``n`` fresh initialisations theta_0 following ``cfg.init``/``cfg.init_param``."""
+    return [
+        init_params(
+            model, cfg.init, cfg.init_param, generator=generator, device=device, dtype=dtype
+        )
+        for _ in range(n)
+    ]
+
+
+def load_label_file(path: str) -> Tensor:
+    """Label parameters from a ``.npy``, ``.pt`` (tensor only) or whitespace ``.txt`` file."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"label_init file not found: {p}")
+    if p.suffix == ".npy":
+        return torch.from_numpy(np.load(p, allow_pickle=False))
+    if p.suffix == ".pt":
+        t = torch.load(p, weights_only=True)
+        if not isinstance(t, Tensor):
+            raise ConfigError(f"{p} must hold a single tensor of label parameters")
+        return t
+    return torch.from_numpy(np.loadtxt(p, ndmin=2))
+
+
+def make_synthetic(
+    cfg: Config, data: Dataset, generator: torch.Generator, *, device, dtype
+) -> SyntheticSet:
+    """The initial synthetic set described by ``cfg`` for ``data``."""
+    classes = cfg.label_classes(data.n_classes)
+    label_init: str | Tensor = cfg.label_init
+    if cfg.label_init.startswith("file:"):
+        label_init = load_label_file(cfg.label_init[5:])
+    x_init = None
+    if cfg.x_init == "real":
+        from softdistill.evaluate import random_real_steps
+
+        lrs = torch.zeros(cfg.n_batches)
+        steps = random_real_steps(
+            data.train, classes, cfg.per_class, cfg.n_batches, lrs, data.n_classes, generator
+        )
+        x_init = torch.stack([x for x, _, _ in steps]).cpu()
+    try:
+        syn = SyntheticSet.create(
+            data.sample_shape,
+            data.n_classes,
+            per_class=cfg.per_class,
+            n_batches=cfg.n_batches,
+            n_epochs=cfg.n_epochs,
+            init_lr=cfg.init_lr,
+            label_classes=classes,
+            label_init=label_init,
+            label_mode=cfg.label_mode,
+            learn_labels=cfg.learn_labels,
+            learn_lrs=cfg.learn_lrs,
+            freeze_data=cfg.freeze_data,
+            x_init=x_init,
+            generator=generator,
+            dtype=dtype,
+        )
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return syn.to(device)
+
+
+def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
+    """``L(theta_T)``: cross-entropy of the trained net on a real batch."""
+    return lambda params: F.cross_entropy(forward(model, params, x), y)
+
+
+@dataclass
+class DistillResult:
+    """What :func:`distill` learned and how long it took."""
+
+    syn: SyntheticSet
+    nets: list[Params]  # fixed inits (nets=fixed); the evaluation nets for nets=random
+    outer_steps: int
+    seconds: float
+    final_loss: float
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / max(1, self.outer_steps)
+
+
+def distill(
+    cfg: Config,
+    data: Dataset,
+    model: nn.Module,
+    *,
+    device: torch.device | str = "cpu",
+    run_dir: str | Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+) -> DistillResult:
+    """Learn a synthetic set for ``data`` and ``model`` as configured by ``cfg``.
+
+    Args:
+        cfg: validated configuration.
+        data: the dataset (normalised tensors).
+        model: template network (never modified).
+        device: where to compute.
+        run_dir: if given, metrics go to ``metrics.jsonl`` and checkpoints to ``checkpoints/``.
+        resume: continue from ``run_dir/checkpoints/last.pt``.
+        progress: called after every outer step with ``(step, {"loss": ...})``.
+
+    Raises:
+        DivergenceError: the loss became NaN/inf; the last good checkpoint is kept.
+    """
+    dtype = getattr(torch, cfg.dtype)
+    device = torch.device(device)
+    model = model.to(device=device, dtype=dtype)
+    train = data.train.to(device, dtype)
+    test = data.test.to(device, dtype)
+    g_syn, g_nets = stream(cfg.seed, "syn"), stream(cfg.seed, "nets")
+    syn = make_synthetic(cfg, data, g_syn, device=device, dtype=dtype)
+    batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
+    fixed = (
+        make_nets(model, cfg, cfg.n_nets, g_nets, device=device, dtype=dtype)
+        if cfg.nets == "fixed"
+        else None
+    )
+    eval_nets = fixed or make_nets(
+        model,
+        cfg,
+        min(cfg.test_n_nets, 4),
+        stream(cfg.seed, "test_nets"),
+        device=device,
+        dtype=dtype,
+    )
+    leaves = [p for p in syn.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.5, 0.999))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
+    metrics_path = run_dir / io.METRICS if run_dir else None
+
+    start, elapsed = 0, 0.0
+    if resume:
+        if ckpt_path is None:
+            raise ValueError("resume needs a run_dir")
+        state = io.load_checkpoint(ckpt_path, map_location="cpu")
+        syn.load_state_dict(state["syn"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        batches.load_state_dict(state["batches"])
+        g_nets.set_state(state["g_nets"])
+        torch.set_rng_state(state["torch_rng"])
+        if fixed is not None:
+            fixed = [{k: v.to(device) for k, v in p.items()} for p in state["fixed"]]
+            eval_nets = fixed
+        start, elapsed = int(state["step"]), float(state["seconds"])
+        _truncate_metrics(metrics_path, start)
+        log.info("resumed from %s at outer step %d", ckpt_path, start)
+
+    def checkpoint(step: int, seconds: float) -> None:
+        if ckpt_path is None:
+            return
+        io.save_checkpoint(
+            ckpt_path,
+            {
+                "step": step,
+                "seconds": seconds,
+                "syn": syn.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "batches": batches.state_dict(),
+                "g_nets": g_nets.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "fixed": fixed,
+            },
+        )
+
+    if start == 0:
+        checkpoint(0, 0.0)
+    loss_value = math.nan
+    t0 = time.perf_counter() - elapsed
+    for outer_step in range(start, cfg.outer_steps):
+        x_real, y_real = batches.next()
+        nets = (
+            fixed
+            if fixed is not None
+            else make_nets(model, cfg, cfg.n_nets, g_nets, device=device, dtype=dtype)
+        )
+        outer_loss = basic_outer_loss(model, x_real, y_real)
+        grads = [torch.zeros_like(p) for p in leaves]
+        loss = torch.zeros((), device=device, dtype=dtype)
+        for params0 in nets:
+            res = hypergradient(model, params0, syn, outer_loss, method=cfg.hypergrad)
+            loss += res.loss / len(nets)
+            for acc, g in zip(grads, (g for g in res.grads if g is not None)):
+                acc.add_(g, alpha=1.0 / len(nets))
+        grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+        loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
+            raise DivergenceError(
+                f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
+                f"step {outer_step}"
+                + (f"; the last good state is in {ckpt_path}" if ckpt_path else "")
+                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr})."
+            )
+        for p, g in zip(leaves, grads):
+            p.grad = g
+        opt.step()
+        sched.step()
+        step = outer_step + 1
+        info = {"loss": loss_value, "grad_norm": grad_norm_value}
+        if metrics_path and (step % cfg.log_every == 0 or step == cfg.outer_steps or step == 1):
+            lrs = syn.lrs.detach()
+            record = {
+                "step": step,
+                "loss": loss_value,
+                "grad_norm": grad_norm_value,
+                "outer_lr": sched.get_last_lr()[0],
+                "lr_mean": lrs.mean().item(),
+                "lr_min": lrs.min().item(),
+                "lr_max": lrs.max().item(),
+                "seconds": time.perf_counter() - t0,
+            }
+            if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.outer_steps):
+                record["test_acc"] = evaluate_synthetic(model, eval_nets, syn, test).mean
+                info["test_acc"] = record["test_acc"]
+            io.append_jsonl(metrics_path, record)
+        if step % cfg.checkpoint_every == 0 or step == cfg.outer_steps:
+            checkpoint(step, time.perf_counter() - t0)
+        if progress is not None:
+            progress(step, info)
+    return DistillResult(syn, eval_nets, cfg.outer_steps, time.perf_counter() - t0, loss_value)
+
+
+def _truncate_metrics(path: Path | None, step: int) -> None:
+    """Drop metrics lines logged after ``step`` (written before a crash, redone on resume)."""
+    if path is None or not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError):
+            break
+    io.atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))

@@ -1,0 +1,184 @@
+"""Train fresh networks on a synthetic set and measure test accuracy; baselines.
+
+The main protocol replays the learned steps: the same ``unroll`` as distillation, detached, with
+the learned learning rates, on the training inits (``fixed``) or fresh random inits. Baselines use
+the same protocol with real examples in place of the synthetic ones.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from softdistill.core import SyntheticSet, forward, unroll
+from softdistill.data import Split
+from softdistill.typing import Params, Step
+
+__all__ = [
+    "EvalResult",
+    "accuracy",
+    "evaluate_run",
+    "evaluate_steps",
+    "evaluate_synthetic",
+    "random_real_steps",
+    "subset",
+    "tune_fixed_lr",
+]
+
+
+@dataclass
+class EvalResult:
+    """Accuracy of several trained networks (fractions in [0, 1])."""
+
+    per_net: list[float]
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.per_net)
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.per_net) if len(self.per_net) > 1 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "per_net": self.per_net, **self.extra}
+
+    def __str__(self) -> str:
+        return f"{100 * self.mean:.2f}% ± {100 * self.std:.2f}"
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 2048) -> float:
+    """Fraction of ``split`` classified correctly by ``f(.; params)``."""
+    correct = 0
+    for i in range(0, len(split), batch_size):
+        logits = forward(model, params, split.x[i : i + batch_size])
+        correct += (logits.argmax(-1) == split.y[i : i + batch_size]).sum().item()
+    return correct / len(split)
+
+
+def evaluate_steps(
+    model: nn.Module, nets: Sequence[Params], steps: Sequence[Step], test: Split
+) -> EvalResult:
+    """Train each of ``nets`` with ``steps`` (detached replay), return test accuracies."""
+    return EvalResult([accuracy(model, unroll(model, p, steps)[-1], test) for p in nets])
+
+
+def evaluate_synthetic(
+    model: nn.Module, nets: Sequence[Params], syn: SyntheticSet, test: Split
+) -> EvalResult:
+    """Replay the learned steps of ``syn`` on each of ``nets``."""
+    return evaluate_steps(model, nets, syn.detached_steps(), test)
+
+
+def random_real_steps(
+    train: Split,
+    classes: Sequence[int],
+    per_class: int,
+    n_batches: int,
+    lrs: Tensor,
+    n_classes: int,
+    generator: torch.Generator,
+) -> list[Step]:
+    """Random real training examples in the synthetic set's shape, with one-hot labels.
+
+    ``n_batches`` batches of ``per_class`` examples of each of ``classes``; step t uses batch
+    ``t % n_batches`` and learning rate ``lrs[t]`` (so ``len(lrs)`` is T).
+    """
+    y_cpu = train.y.cpu()
+    batches = []
+    for _ in range(n_batches):
+        idx = []
+        for c in classes:
+            pool = (y_cpu == c).nonzero().flatten()
+            if len(pool) < per_class:
+                raise ValueError(f"class {c} has {len(pool)} training examples, need {per_class}")
+            idx.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
+        idx = torch.cat(idx).to(train.x.device)
+        x = train.x[idx]
+        y = F.one_hot(train.y[idx], n_classes).to(train.x.dtype)
+        batches.append((x, y))
+    return [(*batches[t % n_batches], lrs[t]) for t in range(len(lrs))]
+
+
+def tune_fixed_lr(
+    model: nn.Module,
+    nets: Sequence[Params],
+    make_steps: Callable[[float], list[Step]],
+    val: Split,
+    grid: Sequence[float],
+) -> float:
+    """The learning rate of ``grid`` whose steps give the best mean accuracy on ``val``."""
+    scores = {lr: evaluate_steps(model, nets, make_steps(lr), val).mean for lr in grid}
+    return max(scores, key=scores.get)
+
+
+def subset(split: Split, n: int, generator: torch.Generator) -> Split:
+    """``n`` random examples of ``split`` (all of it if it is smaller)."""
+    if n >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=generator)[:n].to(split.x.device)
+    return Split(split.x[idx], split.y[idx])
+
+
+def evaluate_run(
+    model: nn.Module,
+    nets: Sequence[Params],
+    syn: SyntheticSet,
+    train: Split,
+    test: Split,
+    *,
+    baselines: Sequence[str] = ("random",),
+    baseline_lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+    seed: int = 0,
+) -> dict:
+    """The ``eval.json`` of a run: before/after accuracy of ``nets`` and the baselines.
+
+    The ``random`` baseline draws, for each net, real training examples in the synthetic set's
+    shape (same classes, ``per_class`` and number of steps) with one-hot labels, and trains with
+    one fixed learning rate chosen from ``baseline_lrs`` by accuracy on 2,000 training examples.
+    With fewer than 5 nets each net gets several draws, so the baseline always averages >= 5
+    trainings.
+    """
+    steps = syn.detached_steps()
+    out = {
+        "distilled": evaluate_steps(model, nets, steps, test).to_dict(),
+        "before": EvalResult([accuracy(model, p, test) for p in nets]).to_dict(),
+        "baselines": {},
+    }
+    classes = list(dict.fromkeys(syn.classes.tolist()))
+    per_class = syn.per_batch // len(classes)
+    T = syn.n_steps
+    val = subset(train, 2000, torch.Generator().manual_seed(seed + 17))
+    for name in baselines:
+        if name != "random":
+            raise ValueError(f"unknown baseline {name!r}; expected 'random'")
+        draws = max(1, -(-5 // len(nets)))
+
+        def make_steps(lr: float, draw: int = 0) -> list[Step]:
+            g = torch.Generator().manual_seed(seed * 7919 + draw)
+            lrs = torch.full((T,), lr, dtype=train.x.dtype, device=train.x.device)
+            return random_real_steps(
+                train, classes, per_class, syn.n_batches, lrs, syn.n_classes, g
+            )
+
+        lr = tune_fixed_lr(model, nets, make_steps, val, baseline_lrs)
+        accs = [
+            acc
+            for d in range(draws)
+            for acc in evaluate_steps(model, nets, make_steps(lr, d), test).per_net
+        ]
+        out["baselines"][name] = EvalResult(accs, {"lr": lr, "draws": draws}).to_dict()
+    out["protocol"] = {
+        "name": "replay",
+        "n_nets": len(nets),
+        "n_steps": T,
+        "test_examples": len(test),
+    }
+    return out

@@ -1,0 +1,264 @@
+"""The run folder: layout, atomic writes, synthetic sets, weights, checkpoints, metrics.
+
+Layout (see ARCHITECTURE.md)::
+
+    config.json            resolved configuration, with a format version
+    synthetic.safetensors  x_syn, label_params, raw_lrs (+ y_soft, lrs, and metadata)
+    init.safetensors       the fixed initial weights theta_0 (nets: fixed)
+    metrics.jsonl          one JSON object per logged outer step
+    eval.json              evaluation results
+    checkpoints/last.pt    resumable state
+    report/                pictures
+
+Nothing here executes code from a file: tensors are read with safetensors or
+``torch.load(weights_only=True)``, JSON with the json module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from softdistill import __version__
+from softdistill.core import SyntheticSet
+from softdistill.typing import Params
+
+__all__ = [
+    "FORMAT_VERSION",
+    "Run",
+    "RunDirError",
+    "append_jsonl",
+    "atomic_write",
+    "load_checkpoint",
+    "load_params",
+    "load_run",
+    "load_synthetic",
+    "prepare_run_dir",
+    "read_json",
+    "save_checkpoint",
+    "save_json",
+    "save_params",
+    "save_synthetic",
+]
+
+FORMAT_VERSION = 1
+CONFIG = "config.json"
+SYNTHETIC = "synthetic.safetensors"
+INIT = "init.safetensors"
+METRICS = "metrics.jsonl"
+EVAL = "eval.json"
+CHECKPOINT = "checkpoints/last.pt"
+MIN_FREE_BYTES = 50 * 2**20
+
+
+class RunDirError(RuntimeError):
+    """The run folder cannot be used (exists, unwritable, full, or incomplete)."""
+
+
+# --------------------------------------------------------------------------- atomic writes
+def atomic_write(path: str | Path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename over ``path``: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def save_json(path: str | Path, obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunDirError(f"missing file {path}") from None
+    except json.JSONDecodeError as e:
+        raise RunDirError(f"{path} is not valid JSON (truncated?): {e}") from None
+
+
+def append_jsonl(path: str | Path, record: dict[str, Any]) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+# --------------------------------------------------------------------------- run folder
+def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool = False) -> Path:
+    """Create (or reuse, with ``resume``) a run folder, failing fast if it cannot be written.
+
+    An existing non-empty folder is refused unless ``overwrite`` (its run files are removed) or
+    ``resume``. Checks that the folder is writable and has at least 50 MiB free before any long
+    work starts.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{path} exists and is not a folder")
+    if path.exists() and any(path.iterdir()) and not resume:
+        if not overwrite:
+            raise RunDirError(
+                f"run folder {path} already exists; pass --overwrite to replace it or "
+                "--resume to continue it"
+            )
+        for name in (CONFIG, SYNTHETIC, INIT, METRICS, EVAL):
+            (path / name).unlink(missing_ok=True)
+        for name in ("checkpoints", "report"):
+            shutil.rmtree(path / name, ignore_errors=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise RunDirError(f"cannot write to run folder {path}: {e.strerror or e}") from None
+    free = shutil.disk_usage(path).free
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(
+            f"only {free / 2**20:.1f} MiB free on the disk of {path}; need at least "
+            f"{MIN_FREE_BYTES // 2**20} MiB for checkpoints and results"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------- tensors
+def save_synthetic(path: str | Path, syn: SyntheticSet, meta: dict[str, Any]) -> Path:
+    """Write the synthetic set as safetensors; ``meta`` values are stored as JSON strings."""
+    with torch.no_grad():
+        tensors = {
+            "x_syn": syn.x_syn,
+            "label_params": syn.label_params,
+            "raw_lrs": syn.raw_lrs,
+            "classes": syn.classes,
+            "y_soft": syn.y_soft,  # derived, stored for other tools' convenience
+            "lrs": syn.lrs,
+        }
+        tensors = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
+    metadata = {
+        "format_version": str(FORMAT_VERSION),
+        "softdistill_version": __version__,
+        "torch_version": torch.__version__,
+        "n_epochs": str(syn.n_epochs),
+        "label_mode": syn.label_mode,
+        **{k: json.dumps(v) for k, v in meta.items()},
+    }
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise RunDirError(f"missing file {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+        return load_file(str(path)), metadata
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RunDirError(f"cannot read {path} (corrupt or truncated?): {e}") from None
+
+
+def load_synthetic(path: str | Path) -> tuple[SyntheticSet, dict[str, Any]]:
+    """Read a synthetic set written by :func:`save_synthetic` (nothing requires grad)."""
+    tensors, metadata = _read_safetensors(Path(path))
+    meta: dict[str, Any] = {}
+    for k, v in metadata.items():
+        try:
+            meta[k] = json.loads(v)
+        except json.JSONDecodeError:
+            meta[k] = v
+    syn = SyntheticSet(
+        tensors["x_syn"],
+        tensors["label_params"],
+        tensors["raw_lrs"],
+        tensors["classes"],
+        n_epochs=int(meta["n_epochs"]),
+        label_mode=str(meta["label_mode"]),
+    )
+    syn.requires_grad_(False)
+    return syn, meta
+
+
+def save_params(path: str | Path, nets: list[Params]) -> Path:
+    """Several weight dicts in one safetensors file, keys ``net{i}/{name}``."""
+    tensors = {
+        f"net{i}/{k}": v.detach().cpu().contiguous()
+        for i, p in enumerate(nets)
+        for k, v in p.items()
+    }
+    return atomic_write(
+        path, lambda tmp: save_file(tensors, tmp, metadata={"n_nets": str(len(nets))})
+    )
+
+
+def load_params(path: str | Path, device=None) -> list[Params]:
+    tensors, metadata = _read_safetensors(Path(path))
+    nets: list[Params] = [{} for _ in range(int(metadata.get("n_nets", 0)))]
+    for key, v in tensors.items():
+        i, name = key.split("/", 1)
+        nets[int(i[3:])][name] = v.to(device)
+    return nets
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: str | Path, map_location=None) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle/zip errors of many kinds
+        raise RunDirError(f"cannot read checkpoint {path} (corrupt or truncated?): {e}") from None
+
+
+# --------------------------------------------------------------------------- finished runs
+@dataclass
+class Run:
+    """A finished run folder, loaded."""
+
+    path: Path
+    config: dict[str, Any]
+    syn: SyntheticSet
+    meta: dict[str, Any]
+    init_params: list[Params] | None = None
+    eval: dict[str, Any] | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_run(path: str | Path, device=None) -> Run:
+    """Load a run folder written by ``softdistill distill``."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunDirError(f"run folder not found: {path}")
+    config = read_json(path / CONFIG)
+    syn, meta = load_synthetic(path / SYNTHETIC)
+    init = load_params(path / INIT, device) if (path / INIT).exists() else None
+    ev = read_json(path / EVAL) if (path / EVAL).exists() else None
+    metrics = []
+    if (path / METRICS).exists():
+        for line in (path / METRICS).read_text().splitlines():
+            if line.strip():
+                try:
+                    metrics.append(json.loads(line))
+                except json.JSONDecodeError:
+                    break  # a line cut by a crash ends the usable log
+    return Run(path, config, syn.to(device) if device else syn, meta, init, ev, metrics)

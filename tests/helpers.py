@@ -1,0 +1,40 @@
+"""Tiny models and data made by the tests themselves."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from softdistill.data import Dataset, Split
+
+
+class TinyNet(nn.Module):
+    """conv(2, 3x3) - tanh - linear: smooth, so finite differences are well behaved."""
+
+    def __init__(self, in_channels: int = 1, size: int = 4, n_classes: int = 3) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 2, 3, padding=1)
+        self.fc = nn.Linear(2 * size * size, n_classes)
+
+    def forward(self, x):
+        return self.fc(torch.tanh(self.conv(x)).flatten(1))
+
+
+def blobs(n_classes: int = 3, n_per_class: int = 40, size: int = 8, seed: int = 0) -> Dataset:
+    """Gaussian class blobs as (1, size, size) images: learnable, made on the fly."""
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.randn(n_classes, 1, size, size, generator=g)
+
+    def split(n):
+        y = torch.arange(n_classes).repeat_interleave(n)
+        x = centers[y] + 0.8 * torch.randn(len(y), 1, size, size, generator=g)
+        return Split(x, y)
+
+    return Dataset(
+        "blobs",
+        split(n_per_class),
+        split(n_per_class // 2),
+        [f"c{i}" for i in range(n_classes)],
+        mean=(0.0,),
+        std=(1.0,),
+    )

@@ -1,0 +1,143 @@
+"""End-to-end through ``cli.main`` into tmp_path, and the CLI's error contract."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from softdistill import io
+from softdistill.cli import main
+
+FAST = [
+    "--arch",
+    "mlp",
+    "--arch_args",
+    "hidden=[16]",
+    "--outer_steps",
+    "5",
+    "--batch_size",
+    "64",
+    "--quiet",
+    "--baseline_lrs",
+    "0.1",
+]
+
+
+def test_distill_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST]) == 0
+    for name in (
+        "config.json",
+        "synthetic.safetensors",
+        "init.safetensors",
+        "metrics.jsonl",
+        "eval.json",
+        "checkpoints/last.pt",
+        "report/synthetic.png",
+    ):
+        assert (out / name).is_file(), name
+    ev = json.loads((out / "eval.json").read_text())
+    for key in ("distilled", "before"):
+        assert 0 <= ev[key]["mean"] <= 1 and len(ev[key]["per_net"]) == 1
+    assert 0 <= ev["baselines"]["random"]["mean"] <= 1
+    assert ev["protocol"]["n_steps"] == 3 and ev["protocol"]["seconds_per_step"] > 0
+    metrics = [json.loads(l) for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(m["loss"])) for m in metrics)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["arch_args"] == {"hidden": [16]} and cfg["config_version"] == 1
+    printed = capsys.readouterr().out
+    assert "distilled (3 steps)" in printed and "baseline random" in printed
+
+    # re-evaluate the finished run: same distilled accuracy on the same fixed init
+    assert main(["evaluate", str(out), "--quiet"]) == 0
+    ev2 = json.loads((out / "eval.json").read_text())
+    assert ev2["distilled"]["per_net"] == ev["distilled"]["per_net"]
+    assert ev2["protocol"]["seconds_per_step"] == ev["protocol"]["seconds_per_step"]
+
+
+def test_config_file_and_original_flag_aliases(tmp_path):
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("per_class: 2\nn_epochs: 1\ninit_lr: 0.05\n")
+    out = tmp_path / "run"
+    argv = [
+        "distill",
+        "--config",
+        str(cfg_file),
+        "--out",
+        str(out),
+        *FAST,
+        "--distill_steps",
+        "2",
+        "--train_nets_type",
+        "unknown_init",
+        "--static_labels",
+        "--num_distill_classes",
+        "3",
+        "--test_n_nets",
+        "2",
+    ]
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["per_class"], cfg["n_batches"], cfg["n_epochs"]) == (2, 2, 1)
+    assert cfg["nets"] == "random" and cfg["learn_labels"] is False
+    assert cfg["n_label_classes"] == 3 and cfg["init_lr"] == 0.05
+    run = io.load_run(out)
+    assert run.syn.x_syn.shape == (2, 6, 1, 8, 8)
+    assert torch.equal(run.syn.y_soft[0], torch.eye(10)[[0, 0, 1, 1, 2, 2]])  # static labels
+    assert run.init_params is None
+    assert len(run.eval["distilled"]["per_net"]) == 2
+
+
+def test_resume_continues_a_run(tmp_path):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST]) == 0
+    assert main(["distill", "--out", str(out), "--resume", "--outer_steps", "8", "--quiet"]) == 0
+    steps = [json.loads(l)["step"] for l in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 8
+    assert main(["distill", "--out", str(out), "--resume", "--per_class", "3", "--quiet"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv,code,message",
+    [
+        (["distill", "--arch", "lenett"], 2, "did you mean 'lenet'"),
+        (["distill", "--arch", "lenet"], 2, "28x28 or 32x32.*convnet"),
+        (["distill", "--per_class", "0"], 2, "per_class must be a positive integer"),
+        (["distill", "--init_lr", "-1"], 2, "init_lr must be positive"),
+        (["distill", "--init_labels", "3", "12"], 2, r"init_labels \[12\] out of range"),
+        (["distill", "--dataset", "mnist", "--data-dir", "/nonexistent"], 1, "mnist.npz"),
+        (["distill", "--dataset", "minst"], 2, "did you mean 'mnist'"),
+        (["distill", "--config", "/nonexistent.yaml"], 2, "config file not found"),
+        (["evaluate", "/nonexistent-run"], 1, "run folder not found"),
+    ],
+)
+def test_errors_exit_codes_and_messages(tmp_path, capsys, argv, code, message):
+    argv = [*argv, "--out", str(tmp_path / "r")] if argv[0] == "distill" else argv
+    assert main([*argv, "--quiet"]) == code
+    err = capsys.readouterr().err
+    assert "softdistill: error:" in err and "Traceback" not in err
+    assert re.search(message, err, re.I | re.S)
+
+
+def test_existing_run_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "eval.json").write_text("{}")
+    assert main(["distill", "--out", str(out), *FAST]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "eval.json").read_text() == "{}"  # nothing lost
+    assert main(["distill", "--out", str(out), "--overwrite", *FAST]) == 0
+
+
+def test_debug_shows_traceback(tmp_path):
+    with pytest.raises(Exception, match="did you mean"):
+        main(["distill", "--arch", "lenett", "--debug", "--out", str(tmp_path / "r")])
+
+
+def test_help_lists_subcommands(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "distill" in out and "evaluate" in out
