@@ -26,7 +26,7 @@ from softdistill.config import Config, ConfigError
 from softdistill.core import SyntheticSet, forward, hypergradient
 from softdistill.data import Dataset, Split
 from softdistill.evaluate import evaluate_synthetic
-from softdistill.models import init_params
+from softdistill.nets import NetSource, eval_nets, stream
 from softdistill.typing import OuterLoss, Params
 
 __all__ = [
@@ -34,9 +34,9 @@ __all__ = [
     "DivergenceError",
     "RealBatches",
     "distill",
-    "make_nets",
+    "make_outer_loss",
     "make_synthetic",
-    "stream",
+    "outer_grads",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,15 +44,6 @@ log = logging.getLogger(__name__)
 
 class DivergenceError(RuntimeError):
     """The outer loss or its gradient became NaN/inf."""
-
-
-# Independent random streams of a run, all derived from ``cfg.seed``.
-STREAMS = {"syn": 1, "nets": 2, "data": 3, "test_nets": 4}
-
-
-def stream(seed: int, name: str) -> torch.Generator:
-    """The CPU generator of stream ``name`` for run seed ``seed``."""
-    return torch.Generator().manual_seed(seed * 1000 + STREAMS[name])
 
 
 class RealBatches:
@@ -79,18 +70,6 @@ class RealBatches:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.perm, self.pos = state["perm"], int(state["pos"])
         self.generator.set_state(state["generator"])
-
-
-def make_nets(
-    model: nn.Module, cfg: Config, n: int, generator: torch.Generator, *, device, dtype
-) -> list[Params]:
-    """``n`` fresh initialisations theta_0 following ``cfg.init``/``cfg.init_param``."""
-    return [
-        init_params(
-            model, cfg.init, cfg.init_param, generator=generator, device=device, dtype=dtype
-        )
-        for _ in range(n)
-    ]
 
 
 def load_label_file(path: str) -> Tensor:
@@ -153,12 +132,42 @@ def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
     return lambda params: F.cross_entropy(forward(model, params, x), y)
 
 
+def make_outer_loss(cfg: Config, model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
+    """The outer objective of ``cfg`` on the real batch ``(x, y)``."""
+    return basic_outer_loss(model, x, y)
+
+
+def outer_grads(
+    model: nn.Module,
+    nets: list[Params],
+    syn: SyntheticSet,
+    outer_loss: OuterLoss,
+    *,
+    method: str = "reverse",
+) -> tuple[Tensor, list[Tensor]]:
+    """Mean outer loss and mean hypergradient over ``nets``.
+
+    Returns:
+        ``(loss, grads)`` with one gradient per learnable tensor of ``syn`` (those with
+        ``requires_grad``, in ``syn.parameters()`` order).
+    """
+    leaves = [p for p in syn.parameters() if p.requires_grad]
+    grads = [torch.zeros_like(p) for p in leaves]
+    loss = torch.zeros((), device=leaves[0].device, dtype=leaves[0].dtype)
+    for params0 in nets:
+        res = hypergradient(model, params0, syn, outer_loss, method=method)
+        loss += res.loss / len(nets)
+        for acc, g in zip(grads, (g for g in res.grads if g is not None)):
+            acc.add_(g, alpha=1.0 / len(nets))
+    return loss, grads
+
+
 @dataclass
 class DistillResult:
     """What :func:`distill` learned and how long it took."""
 
     syn: SyntheticSet
-    nets: list[Params]  # fixed inits (nets=fixed); the evaluation nets for nets=random
+    nets: list[Params] | None  # the fixed inits (nets=fixed), else None
     outer_steps: int
     seconds: float
     final_loss: float
@@ -196,23 +205,10 @@ def distill(
     device = torch.device(device)
     model = model.to(device=device, dtype=dtype)
     train = data.train.to(device, dtype)
-    test = data.test.to(device, dtype)
-    g_syn, g_nets = stream(cfg.seed, "syn"), stream(cfg.seed, "nets")
-    syn = make_synthetic(cfg, data, g_syn, device=device, dtype=dtype)
+    test = data.test.to(device, dtype) if cfg.eval_every else None
+    syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
-    fixed = (
-        make_nets(model, cfg, cfg.n_nets, g_nets, device=device, dtype=dtype)
-        if cfg.nets == "fixed"
-        else None
-    )
-    eval_nets = fixed or make_nets(
-        model,
-        cfg,
-        min(cfg.test_n_nets, 4),
-        stream(cfg.seed, "test_nets"),
-        device=device,
-        dtype=dtype,
-    )
+    source = NetSource(model, cfg, device=device, dtype=dtype)
     leaves = [p for p in syn.parameters() if p.requires_grad]
     opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
@@ -229,32 +225,32 @@ def distill(
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         batches.load_state_dict(state["batches"])
-        g_nets.set_state(state["g_nets"])
+        source.load_state_dict(state["nets"])
         torch.set_rng_state(state["torch_rng"])
-        if fixed is not None:
-            fixed = [{k: v.to(device) for k, v in p.items()} for p in state["fixed"]]
-            eval_nets = fixed
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
         log.info("resumed from %s at outer step %d", ckpt_path, start)
+    # test accuracy in metrics: on the fixed inits, or on a few never-trained-on random inits
+    watch = (
+        eval_nets(model, cfg, source.fixed, min(cfg.test_n_nets, 4), device=device, dtype=dtype)
+        if cfg.eval_every
+        else []
+    )
 
     def checkpoint(step: int, seconds: float) -> None:
         if ckpt_path is None:
             return
-        io.save_checkpoint(
-            ckpt_path,
-            {
-                "step": step,
-                "seconds": seconds,
-                "syn": syn.state_dict(),
-                "opt": opt.state_dict(),
-                "sched": sched.state_dict(),
-                "batches": batches.state_dict(),
-                "g_nets": g_nets.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "fixed": fixed,
-            },
-        )
+        state = {
+            "step": step,
+            "seconds": seconds,
+            "syn": syn.state_dict(),
+            "opt": opt.state_dict(),
+            "sched": sched.state_dict(),
+            "batches": batches.state_dict(),
+            "nets": source.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        io.save_checkpoint(ckpt_path, state)
 
     if start == 0:
         checkpoint(0, 0.0)
@@ -262,21 +258,10 @@ def distill(
     t0 = time.perf_counter() - elapsed
     for outer_step in range(start, cfg.outer_steps):
         x_real, y_real = batches.next()
-        nets = (
-            fixed
-            if fixed is not None
-            else make_nets(model, cfg, cfg.n_nets, g_nets, device=device, dtype=dtype)
-        )
-        outer_loss = basic_outer_loss(model, x_real, y_real)
-        grads = [torch.zeros_like(p) for p in leaves]
-        loss = torch.zeros((), device=device, dtype=dtype)
-        for params0 in nets:
-            res = hypergradient(model, params0, syn, outer_loss, method=cfg.hypergrad)
-            loss += res.loss / len(nets)
-            for acc, g in zip(grads, (g for g in res.grads if g is not None)):
-                acc.add_(g, alpha=1.0 / len(nets))
+        outer_loss = make_outer_loss(cfg, model, x_real, y_real)
+        loss, grads = outer_grads(model, source.draw(), syn, outer_loss, method=cfg.hypergrad)
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
-        loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()
+        loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
             raise DivergenceError(
                 f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
@@ -289,8 +274,10 @@ def distill(
         opt.step()
         sched.step()
         step = outer_step + 1
-        info = {"loss": loss_value, "grad_norm": grad_norm_value}
-        if metrics_path and (step % cfg.log_every == 0 or step == cfg.outer_steps or step == 1):
+        info = {"loss": loss_value}
+        last = step == cfg.outer_steps
+        want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
+        if metrics_path and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
             lrs = syn.lrs.detach()
             record = {
                 "step": step,
@@ -302,15 +289,16 @@ def distill(
                 "lr_max": lrs.max().item(),
                 "seconds": time.perf_counter() - t0,
             }
-            if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.outer_steps):
-                record["test_acc"] = evaluate_synthetic(model, eval_nets, syn, test).mean
-                info["test_acc"] = record["test_acc"]
+            if want_eval:
+                acc = evaluate_synthetic(model, watch, syn, test).mean
+                record["test_acc"] = info["test_acc"] = acc
             io.append_jsonl(metrics_path, record)
-        if step % cfg.checkpoint_every == 0 or step == cfg.outer_steps:
+        if step % cfg.checkpoint_every == 0 or last:
             checkpoint(step, time.perf_counter() - t0)
         if progress is not None:
             progress(step, info)
-    return DistillResult(syn, eval_nets, cfg.outer_steps, time.perf_counter() - t0, loss_value)
+    seconds = time.perf_counter() - t0
+    return DistillResult(syn, source.fixed, cfg.outer_steps, seconds, loss_value)
 
 
 def _truncate_metrics(path: Path | None, step: int) -> None:

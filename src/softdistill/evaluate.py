@@ -22,6 +22,7 @@ from softdistill.typing import Params, Step
 __all__ = [
     "EvalResult",
     "accuracy",
+    "evaluate_config",
     "evaluate_run",
     "evaluate_steps",
     "evaluate_synthetic",
@@ -182,3 +183,39 @@ def evaluate_run(
         "test_examples": len(test),
     }
     return out
+
+
+def evaluate_config(
+    cfg,
+    data,
+    model: nn.Module,
+    syn: SyntheticSet,
+    fixed_nets: Sequence[Params] | None,
+    device,
+) -> dict:
+    """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``) or on
+    ``cfg.test_n_nets`` fresh random inits never used in training."""
+    from softdistill.nets import eval_nets
+
+    dtype = getattr(torch, cfg.dtype)
+    model = model.to(device=device, dtype=dtype)
+    nets = eval_nets(
+        model,
+        cfg,
+        fixed_nets if cfg.nets == "fixed" else None,
+        cfg.test_n_nets,
+        device=device,
+        dtype=dtype,
+    )
+    ev = evaluate_run(
+        model,
+        nets,
+        syn.to(device),
+        data.train.to(device, dtype),
+        data.test.to(device, dtype),
+        baselines=cfg.baselines,
+        baseline_lrs=cfg.baseline_lrs,
+        seed=cfg.seed,
+    )
+    ev["protocol"].update(dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets)
+    return ev

@@ -1,0 +1,75 @@
+"""Command-line interface: ``softdistill <command>``.
+
+One module per subcommand, each with ``register(subparsers, parents)``; ``main(argv) -> int`` is
+what tests call. Exit codes: 0 ok, 1 runtime failure, 2 usage error; errors print one paragraph,
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from softdistill import __version__
+from softdistill.cli.common import UsageError
+from softdistill.config import ConfigError
+
+__all__ = ["COMMANDS", "build_parser", "entry", "main"]
+
+# Subcommand modules under softdistill.cli, in the order `--help` lists them.
+COMMANDS = ("distill", "evaluate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="softdistill",
+        description="Dataset distillation with learned soft labels, for images and text.",
+    )
+    p.add_argument("--version", action="version", version=f"softdistill {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    common.add_argument("--quiet", action="store_true", help="no progress output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"softdistill.cli.{name}").register(sub, [common])
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage error)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed its message (or --help/--version)
+        return int(e.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", force=True
+    )
+    from softdistill.data import DataError
+    from softdistill.distill import DivergenceError
+    from softdistill.io import RunDirError
+
+    try:
+        return args.func(args)
+    except (UsageError, ConfigError) as e:
+        if args.debug:
+            raise
+        print(f"softdistill: error: {e}", file=sys.stderr)
+        return 2
+    except (DataError, RunDirError, DivergenceError, OSError) as e:
+        if args.debug:
+            raise
+        print(f"softdistill: error: {e}\n(run with --debug for the traceback)", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("softdistill: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Pieces shared by the subcommands: config flags, device choice, progress, summaries.
+
+Every :class:`~softdistill.config.Config` field is a flag (``--per_class`` or ``--per-class``);
+the original implementations' flag names are accepted as aliases. Precedence: defaults < config
+file (``--config``) < flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from softdistill.config import Config, read_config_file
+
+__all__ = [
+    "Progress",
+    "UsageError",
+    "add_config_flags",
+    "config_from_args",
+    "format_summary",
+    "pick_device",
+]
+
+log = logging.getLogger("softdistill")
+
+
+class UsageError(Exception):
+    """Bad command-line usage (exit code 2)."""
+
+
+# ----------------------------------------------------------------------------- config flags
+def _kv(text: str) -> dict[str, Any]:
+    """``depth=3,width=64`` or a JSON object -> dict (values parsed as JSON when possible)."""
+    text = text.strip()
+    if text.startswith("{"):
+        return json.loads(text)
+    out: dict[str, Any] = {}
+    for part in filter(None, text.split(",")):
+        if "=" not in part:
+            raise argparse.ArgumentTypeError(f"expected key=value, got {part!r}")
+        k, v = part.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def _nets_type(value: str) -> str:
+    """Accept the original ``known_init``/``unknown_init`` names for ``--nets``."""
+    return {"known_init": "fixed", "unknown_init": "random"}.get(value, value)
+
+
+_ALIASES = {  # original flag -> (our field, extra argparse kwargs)
+    "distill_steps": "n_batches",
+    "distill_epochs": "n_epochs",
+    "distilled_images_per_class_per_step": "per_class",
+    "distill_lr": "init_lr",
+    "train_nets_type": "nets",
+    "num_distill_classes": "n_label_classes",
+    "random_init_labels": "label_init",
+}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per Config field (default: not given), plus the original code's aliases."""
+    g = p.add_argument_group("configuration (any config-file key; flags override the file)")
+    aliases: dict[str, list[str]] = {}
+    for old, new in _ALIASES.items():
+        aliases.setdefault(new, []).append(old)
+    for f in dataclasses.fields(Config):
+        names = [f"--{f.name}"]
+        if "_" in f.name:
+            names.append(f"--{f.name.replace('_', '-')}")
+        names += [f"--{a}" for a in aliases.get(f.name, [])]
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        t = str(f.type)
+        if t == "bool":
+            kw["action"] = argparse.BooleanOptionalAction
+        elif t.startswith("list[int]"):
+            kw.update(nargs="+", type=int)
+        elif t.startswith("list[float]"):
+            kw.update(nargs="+", type=float)
+        elif t.startswith("list[str]"):
+            kw.update(nargs="+")
+        elif t.startswith("dict"):
+            kw.update(type=_kv, metavar="K=V,...")
+        elif t.startswith("int"):
+            kw["type"] = int
+        elif t.startswith("float"):
+            kw["type"] = float
+        elif f.name == "nets":
+            kw["type"] = _nets_type
+        g.add_argument(*names, **kw)
+    g.add_argument(
+        "--static_labels",
+        "--static-labels",
+        dest="learn_labels",
+        action="store_false",
+        default=argparse.SUPPRESS,
+        help="do not learn labels (the original hard-label method)",
+    )
+
+
+def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
+    """``base`` (or defaults) < ``--config`` file < explicit flags; validated."""
+    values: dict[str, Any] = dataclasses.asdict(base) if base else {}
+    if getattr(args, "config", None):
+        values.update(read_config_file(args.config))
+        values.pop("config_version", None)
+    names = set(Config.field_names())
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    cfg = Config.from_dict(values, source=getattr(args, "config", None) or "flags")
+    return cfg.validate()
+
+
+# ----------------------------------------------------------------------------- helpers
+def pick_device(name: str):
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise UsageError(f"bad --device {name!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name} asked for, but CUDA is not available here")
+    return device
+
+
+class Progress:
+    """A tqdm bar on a terminal; a log line every 10% otherwise (CI logs, nohup)."""
+
+    def __init__(self, total: int, start: int, enabled: bool) -> None:
+        self.total, self.start = total, start
+        self.bar = None
+        self.next_log = start
+        self.t0 = time.perf_counter()
+        self.enabled = enabled
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total, initial=start, desc="distill", unit="step", dynamic_ncols=True
+            )
+
+    def __call__(self, step: int, info: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
+        elif step >= self.next_log or step == self.total:
+            done = step - self.start
+            rate = done / max(time.perf_counter() - self.t0, 1e-9)
+            eta = (self.total - step) / rate if rate > 0 else float("nan")
+            log.info(
+                "outer step %d/%d  loss %.4f  %.2f steps/s  ETA %.0fs",
+                step,
+                self.total,
+                info.get("loss", float("nan")),
+                rate,
+                eta,
+            )
+            self.next_log = step + max(1, self.total // 10)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def format_summary(ev: dict) -> str:
+    def pct(r: dict) -> str:
+        return f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f}"
+
+    lines = [
+        f"test accuracy before training: {pct(ev['before'])}",
+        f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
+    ]
+    for name, r in ev.get("baselines", {}).items():
+        extra = f" (lr {r['lr']:g})" if "lr" in r else ""
+        lines.append(f"baseline {name}{extra}: {pct(r)}")
+    return "\n".join(lines)
