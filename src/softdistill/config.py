@@ -15,9 +15,14 @@ from typing import Any
 
 from softdistill.utils import did_you_mean
 
-__all__ = ["CONFIG_VERSION", "Config", "ConfigError", "ORIGINAL_FLAGS"]
+__all__ = ["AMP_MODES", "CONFIG_VERSION", "Config", "ConfigError", "HYPERGRADS", "ORIGINAL_FLAGS"]
 
 CONFIG_VERSION = 1
+
+
+# hypergrad choices: the core's methods plus the outer loop's random truncation (RaT-BPTT)
+HYPERGRADS = ("reverse", "autograd", "truncated", "random_truncated")
+AMP_MODES = ("off", "bf16")
 
 
 class ConfigError(ValueError):
@@ -61,7 +66,18 @@ class Config:
     lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
     decay_factor: float = 0.5
-    hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference)
+    hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference), both
+    #                             exact; truncated or random_truncated (RaT-BPTT), approximate
+    # --- speed and memory at scale (docs/hypergradient.md, README "Speed and memory at scale")
+    snapshot_every: int = 1  # reverse/truncated: keep every k-th weight vector and recompute the
+    #                          rest in the reverse sweep (same result, ~1/k the memory; 0: sqrt(T))
+    window: int | None = (
+        None  # truncated/random_truncated: differentiated steps at the unroll's end
+    )
+    batched_nets: bool = False  # run the n_nets inner nets at once with torch.func.vmap (same
+    #                             gradients as the loop over them, faster)
+    amp: str = "off"  # off, or bf16: inner steps under bfloat16 autocast (GPU); the synthetic set,
+    #                   weights and gradients stay float32
 
     # --- evaluation
     test_n_nets: int = 10  # fresh random nets for evaluation when nets=random
@@ -117,7 +133,7 @@ class Config:
     # ------------------------------------------------------------------------- validation
     def validate(self) -> Config:
         """Check every value that can be checked without loading data; raise ConfigError."""
-        from softdistill.core import LABEL_INITS, LABEL_MODES, METHODS
+        from softdistill.core import LABEL_INITS, LABEL_MODES
         from softdistill.data import DATASETS
         from softdistill.models import ARCHS, INITS
 
@@ -136,7 +152,8 @@ class Config:
             choice("label_init", self.label_init, LABEL_INITS)
         choice("label_mode", self.label_mode, LABEL_MODES)
         choice("nets", self.nets, ("fixed", "random"))
-        choice("hypergrad", self.hypergrad, METHODS)
+        choice("hypergrad", self.hypergrad, HYPERGRADS)
+        choice("amp", self.amp, AMP_MODES)
         choice("x_init", self.x_init, ("noise", "real"))
         choice("dtype", self.dtype, ("float32", "float64"))
         for b in self.baselines:
@@ -175,9 +192,35 @@ class Config:
                 f"init_labels {self.init_labels} has {len(self.init_labels)} entries but "
                 f"n_label_classes is {self.n_label_classes}"
             )
+        self._validate_scale()
         if not (self.learn_labels or self.learn_lrs or not self.freeze_data):
             raise ConfigError("nothing to learn: freeze_data with learn_labels and learn_lrs off")
         return self
+
+    def _validate_scale(self) -> None:
+        """The speed-and-memory keys: snapshot_every, window, amp."""
+        if self.snapshot_every < 0:
+            raise ConfigError(
+                f"snapshot_every must be >= 0 (0: sqrt(T)), got {self.snapshot_every}"
+            )
+        if self.hypergrad == "autograd" and self.snapshot_every != 1:
+            raise ConfigError(
+                f"snapshot_every={self.snapshot_every} needs hypergrad reverse or truncated; "
+                "autograd keeps the whole graph"
+            )
+        truncated = self.hypergrad in ("truncated", "random_truncated")
+        if truncated and (self.window is None or self.window < 1):
+            raise ConfigError(
+                f"hypergrad {self.hypergrad} needs window >= 1 (differentiated steps), got "
+                f"{self.window}"
+            )
+        if not truncated and self.window is not None:
+            raise ConfigError(
+                f"window={self.window} applies to hypergrad truncated or random_truncated, not "
+                f"{self.hypergrad!r}"
+            )
+        if self.amp == "bf16" and self.dtype != "float32":
+            raise ConfigError(f"amp bf16 needs dtype float32 (the master copies), got {self.dtype}")
 
     def label_classes(self, n_classes: int) -> list[int]:
         """The classes that get synthetic examples, checked against the dataset's classes."""

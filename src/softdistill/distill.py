@@ -23,7 +23,14 @@ from torch import Tensor, nn
 
 from softdistill import io
 from softdistill.config import Config, ConfigError
-from softdistill.core import SyntheticSet, forward, hypergradient
+from softdistill.core import (
+    SyntheticSet,
+    auto_snapshot_every,
+    batched_hypergradient,
+    forward,
+    hypergradient,
+    sample_truncation,
+)
 from softdistill.data import Dataset, Split
 from softdistill.evaluate import evaluate_synthetic
 from softdistill.nets import NetSource, eval_nets, stream
@@ -34,6 +41,7 @@ __all__ = [
     "DivergenceError",
     "RealBatches",
     "distill",
+    "hypergrad_options",
     "make_outer_loss",
     "make_synthetic",
     "outer_grads",
@@ -144,22 +152,52 @@ def outer_grads(
     outer_loss: OuterLoss,
     *,
     method: str = "reverse",
+    batched: bool = False,
+    **options: Any,
 ) -> tuple[Tensor, list[Tensor]]:
     """Mean outer loss and mean hypergradient over ``nets``.
+
+    Args:
+        batched: all nets at once with ``torch.func.vmap`` over their stacked weights
+            (:func:`~softdistill.core.batched_hypergradient`); else a loop over the nets (the
+            reference). Same gradients up to floating-point rounding.
+        options: passed to :func:`~softdistill.core.hypergradient` (``snapshot_every``,
+            ``window``, ``n_steps``).
 
     Returns:
         ``(loss, grads)`` with one gradient per learnable tensor of ``syn`` (those with
         ``requires_grad``, in ``syn.parameters()`` order).
     """
+    if batched:
+        res = batched_hypergradient(model, nets, syn, outer_loss, method=method, **options)
+        return res.loss, [g for g in res.grads if g is not None]
     leaves = [p for p in syn.parameters() if p.requires_grad]
     grads = [torch.zeros_like(p) for p in leaves]
     loss = torch.zeros((), device=leaves[0].device, dtype=leaves[0].dtype)
     for params0 in nets:
-        res = hypergradient(model, params0, syn, outer_loss, method=method)
+        res = hypergradient(model, params0, syn, outer_loss, method=method, **options)
         loss += res.loss / len(nets)
         for acc, g in zip(grads, (g for g in res.grads if g is not None)):
             acc.add_(g, alpha=1.0 / len(nets))
     return loss, grads
+
+
+def hypergrad_options(cfg: Config, n_steps: int, generator: torch.Generator) -> dict[str, Any]:
+    """The hypergradient's keyword arguments for one outer step of ``cfg`` (T = ``n_steps``).
+
+    ``random_truncated`` draws its unroll length from ``generator`` (RaT-BPTT: uniform on
+    ``[window, T]``, the last ``window`` steps differentiated); the other methods draw nothing.
+    """
+    method = "truncated" if cfg.hypergrad == "random_truncated" else cfg.hypergrad
+    options: dict[str, Any] = {"method": method}
+    if method != "autograd":
+        span = n_steps if cfg.window is None else min(cfg.window, n_steps)
+        options["snapshot_every"] = cfg.snapshot_every or auto_snapshot_every(span)
+    if cfg.window is not None:
+        options["window"] = cfg.window
+    if cfg.hypergrad == "random_truncated":
+        options["n_steps"] = sample_truncation(n_steps, cfg.window, generator)
+    return options
 
 
 @dataclass
@@ -209,6 +247,7 @@ def distill(
     syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
     source = NetSource(model, cfg, device=device, dtype=dtype)
+    truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
     leaves = [p for p in syn.parameters() if p.requires_grad]
     opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
@@ -227,6 +266,8 @@ def distill(
         batches.load_state_dict(state["batches"])
         source.load_state_dict(state["nets"])
         torch.set_rng_state(state["torch_rng"])
+        if "truncation" in state:
+            truncation.set_state(state["truncation"])
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
         log.info("resumed from %s at outer step %d", ckpt_path, start)
@@ -249,6 +290,7 @@ def distill(
             "batches": batches.state_dict(),
             "nets": source.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "truncation": truncation.get_state(),
         }
         io.save_checkpoint(ckpt_path, state)
 
@@ -259,7 +301,13 @@ def distill(
     for outer_step in range(start, cfg.outer_steps):
         x_real, y_real = batches.next()
         outer_loss = make_outer_loss(cfg, model, x_real, y_real)
-        loss, grads = outer_grads(model, source.draw(), syn, outer_loss, method=cfg.hypergrad)
+        options = hypergrad_options(cfg, syn.n_steps, truncation)
+        # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
+        # tensor that is kept (synthetic set, weights, gradients) in float32
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+            loss, grads = outer_grads(
+                model, source.draw(), syn, outer_loss, batched=cfg.batched_nets, **options
+            )
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
         loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
@@ -289,6 +337,8 @@ def distill(
                 "lr_max": lrs.max().item(),
                 "seconds": time.perf_counter() - t0,
             }
+            if "n_steps" in options:
+                record["n_steps"] = options["n_steps"]
             if want_eval:
                 acc = evaluate_synthetic(model, watch, syn, test).mean
                 record["test_acc"] = info["test_acc"] = acc

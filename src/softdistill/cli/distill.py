@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = {
     "checkpoint_every",
     "eval_every",
     "data_dir",
+    "snapshot_every",  # recomputes the same weights: the result does not change
 }
 
 

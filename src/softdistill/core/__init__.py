@@ -1,6 +1,19 @@
 """Modality-agnostic distillation math; imports only torch. No I/O."""
 
-from softdistill.core.hypergrad import METHODS, HyperResult, hypergradient
+from softdistill.core.batched import (
+    StackedNets,
+    batched_hypergradient,
+    stack_params,
+    unstack_params,
+)
+from softdistill.core.hypergrad import (
+    EXACT_METHODS,
+    METHODS,
+    HyperResult,
+    auto_snapshot_every,
+    hypergradient,
+    sample_truncation,
+)
 from softdistill.core.losses import LABEL_MODES, label_vector, soft_cross_entropy
 from softdistill.core.synthetic import (
     LABEL_INITS,
@@ -11,10 +24,14 @@ from softdistill.core.synthetic import (
 from softdistill.core.unroll import forward, inner_step, unroll
 
 __all__ = [
+    "EXACT_METHODS",
     "LABEL_INITS",
     "LABEL_MODES",
     "METHODS",
     "HyperResult",
+    "StackedNets",
+    "auto_snapshot_every",
+    "batched_hypergradient",
     "SyntheticSet",
     "forward",
     "hypergradient",
@@ -22,6 +39,9 @@ __all__ = [
     "inner_step",
     "inverse_softplus",
     "label_vector",
+    "sample_truncation",
     "soft_cross_entropy",
+    "stack_params",
     "unroll",
+    "unstack_params",
 ]

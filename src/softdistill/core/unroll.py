@@ -36,7 +36,14 @@ __all__ = ["inner_step", "unroll", "forward"]
 
 
 def forward(model: nn.Module, params: Params, x: Tensor) -> Tensor:
-    """``f(x; params)``: apply ``model`` with the weights ``params``."""
+    """``f(x; params)``: apply ``model`` with the weights ``params``.
+
+    A model that defines ``functional_forward(params, x)`` is applied with it instead (e.g.
+    :class:`~softdistill.core.batched.StackedNets`, many weight sets at once).
+    """
+    custom = getattr(model, "functional_forward", None)
+    if custom is not None:
+        return custom(params, x)
     return functional_call(model, params, (x,))
 
 

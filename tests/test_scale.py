@@ -1,0 +1,115 @@
+"""The speed-and-memory options in the outer loop: vmap over nets, snapshots, truncation, bf16."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from helpers import blobs
+from softdistill.config import Config, ConfigError
+from softdistill.distill import distill, hypergrad_options
+from softdistill.models import build
+
+TINY = dict(
+    dataset="digits",
+    arch="convnet",
+    arch_args={"depth": 1, "width": 4},
+    n_batches=2,
+    n_epochs=2,
+    outer_steps=3,
+    batch_size=32,
+    log_every=1,
+    checkpoint_every=2,
+    init_lr=0.1,
+)
+
+
+def _run(tmp_path=None, **changes):
+    cfg = Config(**{**TINY, **changes}).validate()
+    data = blobs()
+    model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+    return distill(cfg, data, model, run_dir=tmp_path)
+
+
+def test_batched_nets_equals_the_loop_float64():
+    common = dict(nets="random", n_nets=3, dtype="float64")
+    loop = _run(**common)
+    vmapped = _run(**common, batched_nets=True)
+    assert abs(loop.final_loss - vmapped.final_loss) <= 1e-10 * abs(loop.final_loss)
+    for a, b in zip(loop.syn.parameters(), vmapped.syn.parameters()):
+        assert (a - b).norm() <= 1e-10 * b.norm()
+
+
+def test_snapshots_do_not_change_the_run():
+    a = _run(n_epochs=3)
+    b = _run(n_epochs=3, snapshot_every=4)
+    c = _run(n_epochs=3, snapshot_every=0)  # sqrt(T)
+    for pa, pb, pc in zip(a.syn.parameters(), b.syn.parameters(), c.syn.parameters()):
+        assert torch.equal(pa, pb) and torch.equal(pa, pc)
+
+
+def test_random_truncation_logs_its_unroll_length_and_resumes_bitwise(tmp_path):
+    common = dict(hypergrad="random_truncated", window=2, n_epochs=4, outer_steps=6)
+    full = _run(tmp_path / "a", **common)
+    lengths = [
+        json.loads(line)["n_steps"]
+        for line in (tmp_path / "a/metrics.jsonl").read_text().splitlines()
+    ]
+    assert len(lengths) == 6 and all(2 <= n <= 8 for n in lengths) and len(set(lengths)) > 1
+    _run(tmp_path / "b", **{**common, "outer_steps": 3})
+    resumed = distill(
+        Config(**{**TINY, **common}).validate(),
+        blobs(),
+        build("convnet", (1, 8, 8), 3, depth=1, width=4),
+        run_dir=tmp_path / "b",
+        resume=True,
+    )
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_bf16_autocast_keeps_float32_master_copies():
+    ref = _run(outer_steps=2)
+    res = _run(outer_steps=2, amp="bf16")
+    for a, b in zip(ref.syn.parameters(), res.syn.parameters()):
+        assert b.dtype == torch.float32
+        assert torch.isfinite(b).all() and not torch.equal(a, b)  # bf16 did change the numbers
+        assert (a - b).norm() <= 0.05 * a.norm()  # ... by little
+
+
+def test_hypergrad_options():
+    g = torch.Generator().manual_seed(0)
+    cfg = Config(hypergrad="reverse").validate()
+    assert hypergrad_options(cfg, 30, g) == {"method": "reverse", "snapshot_every": 1}
+    cfg = Config(hypergrad="reverse", snapshot_every=0).validate()
+    assert hypergrad_options(cfg, 30, g)["snapshot_every"] == 6
+    cfg = Config(hypergrad="truncated", window=9, snapshot_every=0).validate()
+    assert hypergrad_options(cfg, 30, g) == {
+        "method": "truncated",
+        "snapshot_every": 3,
+        "window": 9,
+    }
+    cfg = Config(hypergrad="random_truncated", window=9).validate()
+    opts = hypergrad_options(cfg, 30, g)
+    assert opts["method"] == "truncated" and 9 <= opts["n_steps"] <= 30
+    assert hypergrad_options(Config(hypergrad="autograd"), 30, g) == {"method": "autograd"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"hypergrad": "truncated"}, "hypergrad truncated needs window >= 1"),
+        ({"hypergrad": "random_truncated", "window": 0}, "needs window >= 1"),
+        ({"window": 5}, "window=5 applies to hypergrad truncated or random_truncated"),
+        ({"hypergrad": "autograd", "snapshot_every": 4}, "snapshot_every=4 needs hypergrad"),
+        ({"snapshot_every": -1}, "snapshot_every must be >= 0"),
+        ({"amp": "fp16"}, "unknown amp 'fp16'"),
+        ({"amp": "bf16", "dtype": "float64"}, "amp bf16 needs dtype float32"),
+        ({"hypergrad": "rat"}, "unknown hypergrad 'rat'"),
+    ],
+)
+def test_config_rejects_bad_scale_options(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(**changes).validate()
