@@ -270,6 +270,7 @@ def distill(
             truncation.set_state(state["truncation"])
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
+        _remove_partial_writes(ckpt_path, metrics_path)
         log.info("resumed from %s at outer step %d", ckpt_path, start)
     # test accuracy in metrics: on the fixed inits, or on a few never-trained-on random inits
     watch = (
@@ -349,6 +350,13 @@ def distill(
             progress(step, info)
     seconds = time.perf_counter() - t0
     return DistillResult(syn, source.fixed, cfg.outer_steps, seconds, loss_value)
+
+
+def _remove_partial_writes(*paths: Path) -> None:
+    """Delete the temporary files of atomic writes cut short by a crash (they can be large)."""
+    for path in paths:
+        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
 
 
 def _truncate_metrics(path: Path | None, step: int) -> None:
