@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check clean
+.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench gpu-check clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
-	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+	@echo "make bench      hypergradient time/memory, nets loop vs vmap, memory vs T -> benchmarks/results/"
+	@echo "                (about 1.5 h single-threaded; BENCH_FLAGS=--quick for a smoke run)"
+	@echo "make gpu-bench OUT=DIR   one GPU script (< 3 min on an H100): speed and memory tables -> DIR"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -43,7 +45,24 @@ format: $(STAMP)
 check: lint test
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/hypergrad_bench.py
+	$(BIN)/python benchmarks/hypergrad_bench.py $(BENCH_FLAGS)
+	$(MAKE) bench-scale
+
+# Speed and memory at scale (README "Speed and memory at scale"): loop vs vmap over nets,
+# peak memory vs T per hypergradient mode, and a torch.profiler table of one outer step.
+# Run through /work/bin/cpujob on a shared machine: the tables say how many threads were used.
+BENCH_FLAGS ?=
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/nets_bench.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/memory_bench.py $(BENCH_FLAGS)
+	$(BIN)/python benchmarks/profile_step.py
+
+# One self-contained GPU run: needs only a python with a CUDA build of torch (the package is
+# imported from src/, nothing is installed). Writes $(OUT)/gpu_bench.md and .json.
+GPU_PYTHON ?= python3
+OUT ?= benchmarks/results/gpu
+gpu-bench:
+	$(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -126,12 +126,13 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=20, help="truncated: differentiated steps")
     ap.add_argument("--batch", type=int, default=256, help="real examples in the outer loss")
     ap.add_argument("--max-gib", type=float, default=4.0, help="extrapolate beyond this")
-    ap.add_argument("--out", default=str(RESULTS / "memory"))
+    ap.add_argument("--out", help="default: benchmarks/results/memory (--quick: memory_quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*json.loads(args.worker))))
         return
+    args.out = args.out or str(RESULTS / ("memory_quick" if args.quick else "memory"))
     max_mib = args.max_gib * 1024
     if args.quick:
         arch, sweep_Ts, acc_per_class, acc_Ts, acc_T = {"width": 16}, [4, 8, 16], 2, [2, 4], 12

@@ -63,12 +63,13 @@ def main() -> None:
     ap.add_argument("--n-nets", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--batch", type=int, nargs="+", default=[1024, 64], help="real batch sizes")
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--out", default=str(RESULTS / "nets"))
+    ap.add_argument("--out", help="default: benchmarks/results/nets (--quick: nets_quick)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         print(json.dumps(worker(*json.loads(args.worker))))
         return
+    args.out = args.out or str(RESULTS / ("nets_quick" if args.quick else "nets"))
     n_batches, n_epochs = (2, 3) if args.quick else (10, 3)
     n_nets_list = [1, 4] if args.quick else args.n_nets
     batches = [64] if args.quick else args.batch

@@ -1,0 +1,37 @@
+"""``make gpu-bench``'s script runs end to end with tiny settings on the CPU."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_bench.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("gpu_bench", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # from torch.compile internals
+def test_gpu_bench_tiny_on_cpu_writes_complete_tables(tmp_path, capsys):
+    assert _load().main([str(tmp_path), "--tiny", "--device", "cpu"]) == 0
+    text = (tmp_path / "gpu_bench.md").read_text()
+    for heading in ("## A.", "## B.", "## C.", "## D."):
+        assert heading in text
+    assert "failed" not in text and "not run (time budget)" not in text
+    assert text.count("\n| ") == 4 + 6 + 5 + 3  # header, rule and rows of the four tables
+    assert (tmp_path / "gpu_bench.json").is_file()
+
+
+def test_gpu_bench_refuses_full_settings_without_cuda(tmp_path, capsys):
+    module = _load()
+    if module.torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert module.main([str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
