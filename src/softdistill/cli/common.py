@@ -121,17 +121,10 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 
 # ----------------------------------------------------------------------------- helpers
 def pick_device(name: str):
-    import torch
+    """The torch device for ``--device`` (``auto``: cuda when available)."""
+    from softdistill.api import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise UsageError(f"bad --device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name} asked for, but CUDA is not available here")
-    return device
+    return resolve_device(name)
 
 
 class Progress:
