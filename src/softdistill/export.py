@@ -304,7 +304,7 @@ def load_exported(path: str | Path) -> ExportedSet:
         raise ExportError(f"no exported synthetic set at {path}")
     try:
         if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as f:
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
                 arrays = {k: f[k] for k in f.files}
             return _unflat(arrays.__getitem__, list(arrays))
         state = torch.load(path, map_location="cpu", weights_only=True)
