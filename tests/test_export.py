@@ -28,7 +28,9 @@ def _tiny_mnist(folder):
     x = np.pad(x, ((0, 0), (2, 2), (2, 2)))  # (1797, 28, 28)
     y = d.target.astype(np.uint8)
     folder.mkdir(parents=True, exist_ok=True)
-    np.savez(folder / "mnist.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:420], y_test=y[300:420])
+    np.savez(
+        folder / "mnist.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:420], y_test=y[300:420]
+    )
     return folder
 
 

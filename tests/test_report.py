@@ -110,7 +110,9 @@ def test_several_runs_side_by_side(runs, tmp_path):
 def _text_run(path, with_eval=False):
     """A tiny run folder of a text set: 2 batches of 3 sentences of 5 words x 4 dims."""
     g = torch.Generator().manual_seed(0)
-    syn = SyntheticSet.create((5, 4), 3, n_batches=2, n_epochs=2, label_init="stdnormal", generator=g)
+    syn = SyntheticSet.create(
+        (5, 4), 3, n_batches=2, n_epochs=2, label_init="stdnormal", generator=g
+    )
     path.mkdir()
     io.save_json(path / io.CONFIG, Config(dataset="digits", arch="mlp").to_dict())
     meta = {"dataset": "toytext", "classes": ["neg", "neu", "pos"], "modality": "text"}
@@ -135,7 +137,7 @@ def test_text_run_shows_decoded_words(tmp_path):
     page = rep.html.read_text()
     for sid in SECTIONS:
         assert f'<section id="{sid}">' in page, sid
-    assert page.count('<td class=words>word2 and more</td>') == 2  # one per batch
+    assert page.count("<td class=words>word2 and more</td>") == 2  # one per batch
     assert "nearest words" in page and "not evaluated" in page
     assert "word1 and more" in rep.md.read_text()
     # text evolution animates the soft labels
