@@ -31,50 +31,41 @@ def test_import_is_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_distill_evaluate_load(tmp_path):
-    run = sd.distill(out=tmp_path / "run", **TINY)
-    assert run.path == tmp_path / "run" and run.config["outer_steps"] == 4
-    assert run.syn.x_syn.shape == (1, 10, 1, 8, 8)
-    assert [m["step"] for m in run.metrics] == [1, 2, 3, 4]
-    saved = json.loads((tmp_path / "run" / "eval.json").read_text())
-    assert run.eval == saved
-    # evaluate again: same nets -> same numbers; overrides change the evaluation
-    ev = sd.evaluate(run)
-    assert ev["distilled"]["per_net"] == saved["distilled"]["per_net"]
-    ev = sd.evaluate(run, nets="random", test_n_nets=3)
-    assert len(ev["distilled"]["per_net"]) == 3 and run.eval is ev
-    assert json.loads((tmp_path / "run" / "eval.json").read_text()) == saved  # save=False
-    loaded = sd.load(tmp_path / "run")
-    assert loaded.syn.x_syn.equal(run.syn.x_syn) and loaded.eval == saved
-
-
-def test_distill_is_the_cli_pipeline(tmp_path):
-    """Same config and seed -> the API and the CLI learn the same synthetic set."""
-    api_run = sd.distill({"dataset": "digits", **TINY}, out=tmp_path / "api", evaluate=False)
-    argv = ["distill", "--out", str(tmp_path / "cli"), "--quiet", "--arch", "mlp"]
-    argv += ["--arch_args", "hidden=[16]", "--outer_steps", "4", "--batch_size", "64"]
-    argv += ["--baseline_lrs", "0.1", "--log_every", "1"]
-    assert main(argv) == 0
-    assert api_run.eval is None
-    assert api_run.syn.x_syn.equal(sd.load(tmp_path / "cli").syn.x_syn)
-
-
 def test_distill_errors_before_long_work(tmp_path):
     with pytest.raises(ConfigError, match="did you mean 'per_class'"):
         sd.distill(out=tmp_path / "r", per_clas=2)
+    run = sd.distill(out=tmp_path / "r0", evaluate=False, **{**TINY, "outer_steps": 1})
+    assert run.eval is None and not (run.path / "eval.json").exists()
     with pytest.raises(ConfigError, match="resume cannot change"):
-        sd.distill(out=tmp_path / "r0", **{**TINY, "outer_steps": 1})
         sd.distill(out=tmp_path / "r0", resume=True, per_class=2)
+    run = sd.distill(out=tmp_path / "r0", resume=True, evaluate=False, outer_steps=2)
+    assert [m["step"] for m in run.metrics] == [1, 2]
 
 
-def test_readme_example(tmp_path, monkeypatch):
+def test_readme_example_and_api_semantics(tmp_path, monkeypatch):
+    """The README's Python example runs as written; then what it promises holds."""
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     marker = "<!-- tested by tests/test_api.py::test_readme_example -->"
     block = re.search(re.escape(marker) + r"\s*```python\n(.*?)```", readme, re.S).group(1)
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
-    assert (tmp_path / "runs/api-demo/report/index.html").is_file()
-    assert (tmp_path / "runs/api-demo/export/synthetic.npz").is_file()
+    path = tmp_path / "runs/api-demo"
+    assert (path / "report/index.html").is_file() and (path / "export/synthetic.npz").is_file()
+
+    run = sd.load(path)
+    assert run.path == path and run.config["outer_steps"] == 10
+    assert run.syn.x_syn.shape == (1, 10, 1, 8, 8)
+    assert [m["step"] for m in run.metrics] == [1, 10]
+    assert run.eval == json.loads((path / "eval.json").read_text())
+    saved = run.eval
+    # evaluate again: same nets -> same numbers; overrides change the evaluation
+    ev = sd.evaluate(run, baseline_lrs=[0.1])
+    assert ev["distilled"]["per_net"] == saved["distilled"]["per_net"] and run.eval is ev
+    ev = sd.evaluate(run, nets="random", test_n_nets=3, baseline_lrs=[0.1])
+    assert len(ev["distilled"]["per_net"]) == 3
+    assert json.loads((path / "eval.json").read_text()) == saved  # save=False
+    sd.evaluate(path, save=True, baseline_lrs=[0.1])
+    assert json.loads((path / "eval.json").read_text())["baselines"]["random"]["lr"] == 0.1
 
 
 # ----------------------------------------------------------------------------- logging

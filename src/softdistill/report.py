@@ -270,21 +270,31 @@ EXAMPLE_VIEWS: dict[str, Callable[..., Section]] = {
 
 
 def default_text_decoder(rd: RunData) -> TextDecoder | None:
-    """The nearest-word decoder of a text run's dataset, or None when none is available.
+    """Nearest-word decoding of a text run, or None when it is not available.
 
-    Looks for ``softdistill.data.text.nearest_words(x, data) -> list[str]`` and the run's
-    dataset (its embedding table); any failure to find them means "no decoder".
+    Uses the run folder's embedding table (``embedding.safetensors``, written by text runs) and
+    ``softdistill.text.decode_nearest``: each position of a synthetic sentence becomes the
+    vocabulary word with the most similar embedding (trailing ``<pad>`` words are dropped).
     """
+    path = rd.run.path / getattr(io, "EMBEDDING", "embedding.safetensors")
+    if not path.is_file() or not hasattr(io, "load_embedding"):
+        return None
     try:
-        from softdistill.data import load
-        from softdistill.data.text import nearest_words  # type: ignore[attr-defined]
+        from softdistill.text import decode_nearest  # type: ignore[import-not-found]
     except ImportError:
         return None
-    try:
-        data = load(rd.run.config["dataset"], rd.run.config.get("data_dir"))
-    except Exception:
-        return None
-    return lambda x: nearest_words(x, data)
+    table, vocab, _ = io.load_embedding(path)
+
+    def decode(x: Tensor) -> list[str]:
+        sentences = decode_nearest(x, table, vocab, 1).top()  # (n, maxlen) words
+        out = []
+        for words in sentences:
+            while words and words[-1] == "<pad>":
+                words = words[:-1]
+            out.append(" ".join(words))
+        return out
+
+    return decode
 
 
 def _grid_png_bytes(x_syn, y_soft, class_names, mean, std) -> bytes:
@@ -431,7 +441,7 @@ def evaluation_table(runs: list[RunData]) -> Section:
         "run",
         "dataset",
         "arch",
-        "examples",
+        "batches × per batch",
         "T",
         "distilled",
         "before training",
