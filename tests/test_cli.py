@@ -164,7 +164,16 @@ def test_debug_shows_traceback(tmp_path):
 def test_help_lists_subcommands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "distill" in out and "evaluate" in out
+    assert all(c in out for c in ("distill", "evaluate", "report", "export"))
+
+
+def test_config_flags_have_help_from_config_comments(capsys):
+    assert main(["distill", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "examples per label class per batch (default: 1)" in out
+    # a comment continued on the next line, and a field added by this issue
+    assert "or file:PATH (.npy/.pt/.txt) (default: onehot)" in out
+    assert "the report's animation); None: about 25 per run, 0: off (default: None)" in out
 
 
 def _run_cli(argv, capsys):
