@@ -276,7 +276,8 @@ def distill(
                 f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
                 f"step {outer_step}"
                 + (f"; the last good state is in {ckpt_path}" if ckpt_path else "")
-                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr})."
+                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr}; the original "
+                "code's distill_lr)."
             )
         for p, g in zip(leaves, grads):
             p.grad = g
