@@ -127,6 +127,9 @@ def test_text_run_shows_decoded_words(tmp_path):
     assert page.count("<td class=words>word2 and more</td>") == 2  # one per batch
     assert "nearest words" in page and "not evaluated" in page
     assert "word1 and more" in rep.md.read_text()
+    # the first sentence decoded at each snapshot
+    evo = page[page.index('<section id="evolution">') : page.index('<section id="config">')]
+    assert evo.count("<tr><td>") == 2 and "<td class=words>word0 and more</td>" in evo
     # text evolution animates the soft labels
     with Image.open(rep.folder / "evolution.gif") as gif:
         assert gif.n_frames == 2

@@ -399,7 +399,8 @@ def label_evolution_gif(rd: RunData, frame_ms: int = 150) -> bytes | None:
     if not snaps:
         return None
     vmax = max(float(s.y_soft.abs().max()) for s in snaps) or 1.0
-    cell = 10
+    n, n_classes = snaps[0].y_soft.shape
+    cell = int(min(24, max(4, 240 // max(n, n_classes))))
     frames = []
     for s in snaps:
         y = (s.y_soft.float() / vmax).clamp(-1, 1).numpy()  # (n, n_classes)
@@ -411,7 +412,7 @@ def label_evolution_gif(rd: RunData, frame_ms: int = 150) -> bytes | None:
     return _gif(frames, [s.step for s in snaps], frame_ms)
 
 
-def evolution(rd: RunData, prefix: str) -> Section:
+def evolution(rd: RunData, prefix: str, text_decoder=None) -> Section:
     if not rd.snapshots:
         note = (
             "No snapshots in this run folder (snapshot_every: 0, or a run made before "
@@ -419,19 +420,32 @@ def evolution(rd: RunData, prefix: str) -> Section:
         )
         return Section(f"<p class=note>{note}</p>", f"_{note}_\n")
     steps = [s.step for s in rd.snapshots]
-    gif = evolution_gif(rd) if rd.modality == "image" else label_evolution_gif(rd)
-    what = "synthetic examples" if rd.modality == "image" else "soft labels"
+    gif = evolution_gif(rd) if rd.modality == "image" else None
+    what = "synthetic examples"
     if gif is None:
         gif = label_evolution_gif(rd)
-        what = "soft labels"
+        what = "soft labels (red positive, blue negative; a row per example, a column per class)"
     name = f"{prefix}evolution.gif"
     n = rd.snapshots[0].x.shape[0]
     cap = (
-        f"The {what} (first {n} examples) at {len(steps)} snapshots, outer steps "
+        f"The {what} of the first {n} examples at {len(steps)} snapshots, outer steps "
         f"{steps[0]}–{steps[-1]}."
     )
     body = f"<p>{html.escape(cap)}</p>" + _img_tag(gif, "image/gif", f"evolution of {rd.name}")
-    return Section(body, f"{cap}\n\n![evolution of {rd.name}]({name})\n", {name: gif})
+    md = f"{cap}\n\n![evolution of {rd.name}]({name})\n"
+    decode = text_decoder(rd) if (text_decoder and rd.modality == "text") else None
+    if decode is not None:  # the first synthetic sentence, decoded, over training
+        pick = sorted({round(i * (len(steps) - 1) / 5) for i in range(6)})
+        rows = [(rd.snapshots[i].step, decode(rd.snapshots[i].x[:1])[0]) for i in pick]
+        body += "<h4>The first synthetic sentence during training (nearest words)</h4>"
+        body += "<table class=text><tr><th>outer step</th><th>nearest words</th></tr>"
+        body += "".join(
+            f"<tr><td>{st}</td><td class=words>{html.escape(w)}</td></tr>" for st, w in rows
+        )
+        body += "</table>"
+        md += "\n| outer step | first sentence (nearest words) |\n|---|---|\n"
+        md += "".join(f"| {st} | {w.replace('|', '¦')} |\n" for st, w in rows)
+    return Section(body, md, {name: gif})
 
 
 # ============================================================================ shared sections
@@ -529,6 +543,9 @@ def schedule(runs: list[RunData]) -> Section:
     for rd in runs:
         lrs = rd.run.syn.lrs.detach().cpu().tolist()
         ax.plot(range(len(lrs)), lrs, "o-", label=rd.name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="inner step t", ylabel="learning rate", title="learned learning rates")
     ax.grid(alpha=0.3)
     if len(runs) > 1:
@@ -639,7 +656,11 @@ def write_report(
                         view(rd, prefix, text_decoder=text_decoder),
                     ),
                     ("labels", "Soft-label matrix", label_heatmap(rd, prefix)),
-                    ("evolution", "How the synthetic set evolved", evolution(rd, prefix)),
+                    (
+                        "evolution",
+                        "How the synthetic set evolved",
+                        evolution(rd, prefix, text_decoder),
+                    ),
                 ],
             )
         )
