@@ -387,7 +387,7 @@ def evolution_gif(rd: RunData, frame_ms: int = 150) -> bytes | None:
         return None
     n, h = snaps[0].x.shape[0], snaps[0].x.shape[-2]
     cols = min(10, n)
-    scale = max(1, 32 // h)
+    scale = max(1, 64 // h)  # cells of about 64 px (28x28 -> x2)
     frames = [_frame(s, rd, cols, scale) for s in snaps]
     return _gif(frames, [s.step for s in snaps], frame_ms)
 
