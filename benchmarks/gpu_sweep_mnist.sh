@@ -1,3 +1,6 @@
+#!/usr/bin/env bash
+# The GPU sweep that chose lr/init_lr of configs/mnist_lenet_fixed_10.yaml (run once on a lent H200:
+# 12 runs sharing one GPU, 330 s budget; needs mnist.npz in .devdata/). Writes tables to $OUT.
 set -x
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi -L; python3 -c "import torch; print(torch.__version__, torch.cuda.is_available())"
@@ -10,4 +13,4 @@ wait
 cp /tmp/sw1/sweep.md $OUT/sw1.md; cp /tmp/sw1/sweep.json $OUT/sw1.json
 cp /tmp/sw2/sweep.md $OUT/sw2.md; cp /tmp/sw2/sweep.json $OUT/sw2.json
 cp /tmp/sw3/sweep.md $OUT/sw3.md; cp /tmp/sw3/sweep.json $OUT/sw3.json
-tail -3 /tmp/sw1/*.log | head -40
+for f in /tmp/sw1/*.log; do tail -n 3 "$f"; done
