@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import _make_callable
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split
 from softdistill.typing import Params, Step
@@ -220,7 +219,3 @@ def evaluate_config(
     )
     ev["protocol"].update(dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets)
     return ev
-
-
-# ``softdistill.evaluate(...)`` (``sd.evaluate`` in the Python API) runs ``api.evaluate``.
-_make_callable(__name__)
