@@ -260,7 +260,7 @@ def section_c(bench, s, lines, data):
         params0 = init_params(model, generator=g, device=bench.device)
         row, cells = {"T": T}, []
         for mode, opts in modes.items():
-            opts = opts or {"method": "reverse", "snapshot_every": math.ceil(math.sqrt(T))}
+            opts = opts or {"method": "reverse", "keep_every": math.ceil(math.sqrt(T))}
             skip = mode == "autograd" and s["c_autograd_max_T"] < T
             if skip or bench.left() < 10:
                 row[mode] = None

@@ -44,7 +44,7 @@ MODES = ("autograd", "reverse", "snapshots", "truncated")
 
 def options(mode: str, T: int, window: int) -> dict:
     if mode == "snapshots":
-        return {"method": "reverse", "snapshot_every": math.ceil(math.sqrt(T))}
+        return {"method": "reverse", "keep_every": math.ceil(math.sqrt(T))}
     if mode == "truncated":
         return {"method": "truncated", "window": window}
     return {"method": mode}
@@ -164,7 +164,7 @@ def main() -> None:
         acceptance = {
             "per_class": acc_per_class,
             "T": acc_T,
-            "snapshot_every": math.ceil(math.sqrt(acc_T)),
+            "keep_every": math.ceil(math.sqrt(acc_T)),
             "snapshots": snap,
             "autograd_small_T": small,
             "autograd_fit_mib": {"intercept": a, "per_step": b},
@@ -179,7 +179,7 @@ def main() -> None:
         f"CIFAR-shaped, one synthetic batch replayed T times, outer loss on {args.batch} real "
         "examples, `x_syn`, labels and lrs all learned. Memory = peak RSS growth over the "
         "process's RSS before the step (fresh process per cell); seconds = that one step, wall. "
-        f"snapshots: `snapshot_every` = ceil(sqrt(T)); truncated: `window` = {window}. "
+        f"snapshots: `keep_every` = ceil(sqrt(T)); truncated: `window` = {window}. "
         f"'~' cells: not run (predicted > {args.max_gib:g} GiB), extrapolated linearly from "
         "the measured T of the same mode.",
     ]
@@ -206,7 +206,7 @@ def main() -> None:
             "",
             "| mode | peak memory | how |",
             "| --- | ---: | --- |",
-            f"| reverse + snapshots every {s['snapshot_every']} (exact) | "
+            f"| reverse + snapshots every {s['keep_every']} (exact) | "
             f"{s['snapshots']['peak_growth_mib']:.0f} MiB "
             f"({s['snapshots']['peak_growth_mib'] / 1024:.2f} GiB) | measured, one outer step "
             f"in {s['snapshots']['seconds']:.0f} s |",

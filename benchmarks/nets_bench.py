@@ -28,7 +28,7 @@ def worker(n_nets, batched, n_batches, n_epochs, batch, repeats) -> dict:
     import torch.nn.functional as F
 
     from softdistill.core import SyntheticSet, forward
-    from softdistill.distill import outer_grads
+    from softdistill.distillation import outer_grads
     from softdistill.models import build, init_params
 
     g = torch.Generator().manual_seed(0)

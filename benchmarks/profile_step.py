@@ -21,7 +21,7 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_common import RESULTS, Clock, machine_line  # noqa: E402
 from softdistill.core import SyntheticSet, forward  # noqa: E402
-from softdistill.distill import outer_grads  # noqa: E402
+from softdistill.distillation import outer_grads  # noqa: E402
 from softdistill.models import build, init_params  # noqa: E402
 
 

@@ -54,7 +54,7 @@ def _loop(model, nets, syn, outer_loss, **kw):
 OPTIONS = [
     {},
     {"method": "autograd"},
-    {"snapshot_every": 2},
+    {"keep_every": 2},
     {"method": "truncated", "window": 2, "n_steps": 3},
 ]
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from softdistill.core import (
     SyntheticSet,
-    auto_snapshot_every,
+    auto_keep_every,
     forward,
     hypergradient,
     sample_truncation,
@@ -51,7 +51,7 @@ def conv64():
 @pytest.mark.parametrize("every", [2, 4, 9, 50])
 def test_snapshots_every_k_equal_reverse_float64(conv64, every):
     model, params0, syn, outer_loss, ref = conv64
-    res = hypergradient(model, params0, syn, outer_loss, snapshot_every=every)
+    res = hypergradient(model, params0, syn, outer_loss, keep_every=every)
     assert torch.equal(res.loss, ref.loss)
     for a, b in zip(res.grads, ref.grads):
         assert b.abs().max() > 0
@@ -91,7 +91,7 @@ def test_truncated_equals_autograd_through_the_window(conv64, window, n_steps, e
         method="truncated",
         window=window,
         n_steps=n_steps,
-        snapshot_every=every,
+        keep_every=every,
     )
     stop = n_steps or syn.n_steps
     loss, grads = _truncated_reference(model, params0, syn, outer_loss, stop - window, stop)
@@ -124,10 +124,10 @@ def test_option_errors(tiny64):
         hypergradient(model, params0, syn, outer_loss, method="truncated")
     with pytest.raises(ValueError, match="window=2 applies to method 'truncated' only"):
         hypergradient(model, params0, syn, outer_loss, window=2)
-    with pytest.raises(ValueError, match="snapshot_every must be >= 1, got 0"):
-        hypergradient(model, params0, syn, outer_loss, snapshot_every=0)
-    with pytest.raises(ValueError, match="snapshot_every=2 applies to 'reverse' and 'truncated'"):
-        hypergradient(model, params0, syn, outer_loss, method="autograd", snapshot_every=2)
+    with pytest.raises(ValueError, match="keep_every must be >= 1, got 0"):
+        hypergradient(model, params0, syn, outer_loss, keep_every=0)
+    with pytest.raises(ValueError, match="keep_every=2 applies to 'reverse' and 'truncated'"):
+        hypergradient(model, params0, syn, outer_loss, method="autograd", keep_every=2)
     with pytest.raises(ValueError, match=r"n_steps must be in \[1, T = 4\], got 5"):
         hypergradient(model, params0, syn, outer_loss, n_steps=5)
 
@@ -143,5 +143,5 @@ def test_sample_truncation_is_uniform_on_window_to_T():
         sample_truncation(10, 0, g)
 
 
-def test_auto_snapshot_every():
-    assert [auto_snapshot_every(T) for T in (1, 4, 10, 300, 1000)] == [1, 2, 4, 18, 32]
+def test_auto_keep_every():
+    assert [auto_keep_every(T) for T in (1, 4, 10, 300, 1000)] == [1, 2, 4, 18, 32]

@@ -24,7 +24,7 @@ ARGS = [
     "--arch", "convnet", "--arch_args", "depth=1,width=8",
     "--n_batches", "2", "--n_epochs", "3",
     "--nets", "random", "--n_nets", "2", "--batched_nets",
-    "--hypergrad", "random_truncated", "--window", "3", "--snapshot_every", "2",
+    "--hypergrad", "random_truncated", "--window", "3", "--keep_every", "2",
     "--outer_steps", "400", "--checkpoint_every", "7", "--log_every", "1",
     "--batch_size", "64", "--baseline_lrs", "0.1", "--test_n_nets", "2", "--quiet",
 ]  # fmt: skip
@@ -90,7 +90,7 @@ def test_resume_removes_partial_checkpoint_writes(tmp_path):
     """A kill during a checkpoint write leaves a temporary file; resuming deletes it."""
     from helpers import blobs
     from softdistill.config import Config
-    from softdistill.distill import distill
+    from softdistill.distillation import distill
     from softdistill.models import build
 
     cfg = Config(arch="mlp", arch_args={"hidden": [8]}, outer_steps=2, batch_size=16).validate()

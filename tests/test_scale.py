@@ -9,7 +9,7 @@ import torch
 
 from helpers import blobs
 from softdistill.config import Config, ConfigError
-from softdistill.distill import distill, hypergrad_options
+from softdistill.distillation import distill, hypergrad_options
 from softdistill.models import build
 
 TINY = dict(
@@ -44,8 +44,8 @@ def test_batched_nets_equals_the_loop_float64():
 
 def test_snapshots_do_not_change_the_run():
     a = _run(n_epochs=3)
-    b = _run(n_epochs=3, snapshot_every=4)
-    c = _run(n_epochs=3, snapshot_every=0)  # sqrt(T)
+    b = _run(n_epochs=3, keep_every=4)
+    c = _run(n_epochs=3, keep_every=0)  # sqrt(T)
     for pa, pb, pc in zip(a.syn.parameters(), b.syn.parameters(), c.syn.parameters()):
         assert torch.equal(pa, pb) and torch.equal(pa, pc)
 
@@ -82,13 +82,13 @@ def test_bf16_autocast_keeps_float32_master_copies():
 def test_hypergrad_options():
     g = torch.Generator().manual_seed(0)
     cfg = Config(hypergrad="reverse").validate()
-    assert hypergrad_options(cfg, 30, g) == {"method": "reverse", "snapshot_every": 1}
-    cfg = Config(hypergrad="reverse", snapshot_every=0).validate()
-    assert hypergrad_options(cfg, 30, g)["snapshot_every"] == 6
-    cfg = Config(hypergrad="truncated", window=9, snapshot_every=0).validate()
+    assert hypergrad_options(cfg, 30, g) == {"method": "reverse", "keep_every": 1}
+    cfg = Config(hypergrad="reverse", keep_every=0).validate()
+    assert hypergrad_options(cfg, 30, g)["keep_every"] == 6
+    cfg = Config(hypergrad="truncated", window=9, keep_every=0).validate()
     assert hypergrad_options(cfg, 30, g) == {
         "method": "truncated",
-        "snapshot_every": 3,
+        "keep_every": 3,
         "window": 9,
     }
     cfg = Config(hypergrad="random_truncated", window=9).validate()
@@ -103,8 +103,8 @@ def test_hypergrad_options():
         ({"hypergrad": "truncated"}, "hypergrad truncated needs window >= 1"),
         ({"hypergrad": "random_truncated", "window": 0}, "needs window >= 1"),
         ({"window": 5}, "window=5 applies to hypergrad truncated or random_truncated"),
-        ({"hypergrad": "autograd", "snapshot_every": 4}, "snapshot_every=4 needs hypergrad"),
-        ({"snapshot_every": -1}, "snapshot_every must be >= 0"),
+        ({"hypergrad": "autograd", "keep_every": 4}, "keep_every=4 needs hypergrad"),
+        ({"keep_every": -1}, "keep_every must be >= 0"),
         ({"amp": "fp16"}, "unknown amp 'fp16'"),
         ({"amp": "bf16", "dtype": "float64"}, "amp bf16 needs dtype float32"),
         ({"hypergrad": "rat"}, "unknown hypergrad 'rat'"),

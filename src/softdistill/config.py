@@ -69,11 +69,10 @@ class Config:
     hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference), both
     #                             exact; truncated or random_truncated (RaT-BPTT), approximate
     # --- speed and memory at scale (docs/hypergradient.md, README "Speed and memory at scale")
-    snapshot_every: int = 1  # reverse/truncated: keep every k-th weight vector and recompute the
-    #                          rest in the reverse sweep (same result, ~1/k the memory; 0: sqrt(T))
-    window: int | None = (
-        None  # truncated/random_truncated: differentiated steps at the unroll's end
-    )
+    keep_every: int = 1  # reverse/truncated: keep every k-th inner weight vector theta_t and
+    #                      recompute the rest in the reverse sweep (same result, ~1/k the memory;
+    #                      0: ceil(sqrt(T)))
+    window: int | None = None  # truncated/random_truncated: differentiated steps at the end
     batched_nets: bool = False  # run the n_nets inner nets at once with torch.func.vmap (same
     #                             gradients as the loop over them, faster)
     amp: str = "off"  # off, or bf16: inner steps under bfloat16 autocast (GPU); the synthetic set,
@@ -93,6 +92,9 @@ class Config:
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
     checkpoint_every: int = 100  # outer steps between checkpoints
+    snapshot_every: int | None = None  # outer steps between small x_syn snapshots (snapshots/,
+    #                                    the report's animation); None: about 25 per run, 0: off
+    tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (needs `tensorboard`)
 
     # ------------------------------------------------------------------------- construction
     @classmethod
@@ -129,6 +131,13 @@ class Config:
     def n_steps(self) -> int:
         """T = n_batches * n_epochs."""
         return self.n_batches * self.n_epochs
+
+    @property
+    def snapshot_interval(self) -> int:
+        """Outer steps between snapshots (0: none); ``snapshot_every`` or about 25 per run."""
+        if self.snapshot_every is not None:
+            return self.snapshot_every
+        return max(1, self.outer_steps // 25)
 
     # ------------------------------------------------------------------------- validation
     def validate(self) -> Config:
@@ -177,6 +186,10 @@ class Config:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.snapshot_every is not None and self.snapshot_every < 0:
+            raise ConfigError(
+                f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"
+            )
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:
@@ -198,14 +211,12 @@ class Config:
         return self
 
     def _validate_scale(self) -> None:
-        """The speed-and-memory keys: snapshot_every, window, amp."""
-        if self.snapshot_every < 0:
+        """The speed-and-memory keys: keep_every, window, amp."""
+        if self.keep_every < 0:
+            raise ConfigError(f"keep_every must be >= 0 (0: sqrt(T)), got {self.keep_every}")
+        if self.hypergrad == "autograd" and self.keep_every != 1:
             raise ConfigError(
-                f"snapshot_every must be >= 0 (0: sqrt(T)), got {self.snapshot_every}"
-            )
-        if self.hypergrad == "autograd" and self.snapshot_every != 1:
-            raise ConfigError(
-                f"snapshot_every={self.snapshot_every} needs hypergrad reverse or truncated; "
+                f"keep_every={self.keep_every} needs hypergrad reverse or truncated; "
                 "autograd keeps the whole graph"
             )
         truncated = self.hypergrad in ("truncated", "random_truncated")

@@ -10,7 +10,7 @@ from softdistill.core.hypergrad import (
     EXACT_METHODS,
     METHODS,
     HyperResult,
-    auto_snapshot_every,
+    auto_keep_every,
     hypergradient,
     sample_truncation,
 )
@@ -30,7 +30,7 @@ __all__ = [
     "METHODS",
     "HyperResult",
     "StackedNets",
-    "auto_snapshot_every",
+    "auto_keep_every",
     "batched_hypergradient",
     "SyntheticSet",
     "forward",

@@ -84,7 +84,7 @@ def batched_hypergradient(
         syn: the synthetic set.
         outer_loss: ``theta_T -> L`` for one net (called once per net, on that net's slice of
             the stacked theta_T).
-        method, loss_fn, options: as :func:`~softdistill.core.hypergradient` (``snapshot_every``,
+        method, loss_fn, options: as :func:`~softdistill.core.hypergradient` (``keep_every``,
             ``window``, ``n_steps``).
 
     Returns:

@@ -8,8 +8,8 @@ memory figures in ``docs/hypergradient.md``):
     t = T-1 .. 0, rebuild step t's graph from theta_t and take the vector-Jacobian product of
     ``g_t`` with cotangent ``-d``: its parts w.r.t. x_t, y_t, eta_t are accumulated into the
     synthetic set's gradients and its part w.r.t. theta_t is added to ``d``, which becomes
-    ``dL/dtheta_t``. With ``snapshot_every=1`` all T+1 weight vectors are kept (memory
-    O(T * params + one step's activations)); with ``snapshot_every=k`` only every k-th one is
+    ``dL/dtheta_t``. With ``keep_every=1`` all T+1 weight vectors are kept (memory
+    O(T * params + one step's activations)); with ``keep_every=k`` only every k-th one is
     kept and each segment of k steps is recomputed from its snapshot just before it is swept
     (memory O((T/k + k) * params + one step's activations), one extra forward+backward per
     step). The recomputed weights are the same floating-point numbers, so every k gives the same
@@ -46,7 +46,7 @@ __all__ = [
     "EXACT_METHODS",
     "METHODS",
     "HyperResult",
-    "auto_snapshot_every",
+    "auto_keep_every",
     "hypergradient",
     "sample_truncation",
 ]
@@ -79,7 +79,7 @@ def hypergradient(
     *,
     method: str = "reverse",
     loss_fn: LossFn = soft_cross_entropy,
-    snapshot_every: int = 1,
+    keep_every: int = 1,
     window: int | None = None,
     n_steps: int | None = None,
 ) -> HyperResult:
@@ -93,7 +93,7 @@ def hypergradient(
         method: ``reverse`` (memory-lean, exact), ``autograd`` (reference, exact) or
             ``truncated`` (only the last ``window`` steps differentiated).
         loss_fn: the inner loss.
-        snapshot_every: ``reverse``/``truncated``: keep every k-th weight vector of the forward
+        keep_every: ``reverse``/``truncated``: keep every k-th weight vector of the forward
             sweep and recompute the others during the reverse sweep (1 keeps all; about
             ``sqrt(T)`` minimises memory). Does not change the result.
         window: ``truncated`` only: number of differentiated steps at the end of the unroll.
@@ -113,8 +113,8 @@ def hypergradient(
     stop = T if n_steps is None else int(n_steps)
     if not 1 <= stop <= T:
         raise ValueError(f"n_steps must be in [1, T = {T}], got {n_steps}")
-    if int(snapshot_every) < 1:
-        raise ValueError(f"snapshot_every must be >= 1, got {snapshot_every}")
+    if int(keep_every) < 1:
+        raise ValueError(f"keep_every must be >= 1, got {keep_every}")
     if method == "truncated":
         if window is None or int(window) < 1:
             raise ValueError(f"method 'truncated' needs a window >= 1, got {window}")
@@ -124,9 +124,9 @@ def hypergradient(
     else:
         start = 0
     if method == "autograd":
-        if snapshot_every != 1:
+        if keep_every != 1:
             raise ValueError(
-                f"snapshot_every={snapshot_every} applies to 'reverse' and 'truncated', not "
+                f"keep_every={keep_every} applies to 'reverse' and 'truncated', not "
                 "'autograd' (which keeps the whole graph)"
             )
         loss, leaf_grads, params_T = _autograd(
@@ -134,7 +134,7 @@ def hypergradient(
         )
     else:
         loss, leaf_grads, params_T = _reverse(
-            model, params0, syn, outer_loss, leaves, loss_fn, start, stop, int(snapshot_every)
+            model, params0, syn, outer_loss, leaves, loss_fn, start, stop, int(keep_every)
         )
     by_id = {id(p): g for p, g in zip(leaves, leaf_grads)}
     return HyperResult(loss, tuple(by_id.get(id(p)) for p in all_params), params_T)
@@ -152,8 +152,8 @@ def sample_truncation(n_steps: int, window: int, generator: torch.Generator) -> 
     return low + int(torch.randint(0, n_steps - low + 1, (1,), generator=generator))
 
 
-def auto_snapshot_every(n_steps: int) -> int:
-    """``ceil(sqrt(n_steps))``: the ``snapshot_every`` that minimises T/k + k."""
+def auto_keep_every(n_steps: int) -> int:
+    """``ceil(sqrt(n_steps))``: the ``keep_every`` that minimises T/k + k."""
     return max(1, math.ceil(math.sqrt(n_steps)))
 
 
