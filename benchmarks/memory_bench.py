@@ -179,7 +179,7 @@ def main() -> None:
         f"CIFAR-shaped, one synthetic batch replayed T times, outer loss on {args.batch} real "
         "examples, `x_syn`, labels and lrs all learned. Memory = peak RSS growth over the "
         "process's RSS before the step (fresh process per cell); seconds = that one step, wall. "
-        f"snapshots: `keep_every` = ceil(sqrt(T)); truncated: `window` = {window}. "
+        f"`keep_every` = ceil(sqrt(T)) for the weight snapshots; truncated: `window` = {window}. "
         f"'~' cells: not run (predicted > {args.max_gib:g} GiB), extrapolated linearly from "
         "the measured T of the same mode.",
     ]
@@ -188,7 +188,8 @@ def main() -> None:
             "",
             f"## Sweep: 10 images per step (1 per class), T = {sweep_Ts[0]} ... {sweep_Ts[-1]}",
             "",
-            "| T | autograd | reverse | reverse + snapshots (exact) | truncated (approx.) |",
+            "| T | autograd | reverse | reverse, keep_every = ceil(sqrt T) (exact) "
+            "| truncated (approx.) |",
             "| ---: | ---: | ---: | ---: | ---: |",
         ]
         for r in sweep:
@@ -206,7 +207,7 @@ def main() -> None:
             "",
             "| mode | peak memory | how |",
             "| --- | ---: | --- |",
-            f"| reverse + snapshots every {s['keep_every']} (exact) | "
+            f"| reverse, keep_every = {s['keep_every']} (exact) | "
             f"{s['snapshots']['peak_growth_mib']:.0f} MiB "
             f"({s['snapshots']['peak_growth_mib'] / 1024:.2f} GiB) | measured, one outer step "
             f"in {s['snapshots']['seconds']:.0f} s |",
