@@ -16,6 +16,8 @@ if the time budget ``--budget`` seconds is spent:
      snapshots every ceil(sqrt(T)), truncated (window 20); autograd extrapolated where it does
      not fit; the acceptance case T = 300
   D  torch.compile of the detached forward sweep (the part of `reverse` without double backward)
+  E  host syncs in the hot loop: one outer step of every mode under
+     torch.cuda.set_sync_debug_mode("error") (first, before the other sections)
 """
 
 from __future__ import annotations
@@ -317,6 +319,50 @@ def _cell(r, points, T):
     return "OOM" if r else "not run"
 
 
+# --------------------------------------------------------------------------- E: host syncs
+def section_e(bench, s, lines, data):
+    lines += [
+        "",
+        "## E. Host syncs in the hot loop",
+        "",
+        "One hypergradient (LeNet, T = 6, 4 nets) of each mode under "
+        "`torch.cuda.set_sync_debug_mode('error')`, which raises at the first operation that "
+        "makes the host wait for the GPU. Weights and data are created before.",
+        "",
+        "| mode | host syncs |",
+        "| --- | --- |",
+    ]
+    if not bench.cuda:
+        lines.append("| all | n/a (no CUDA device) |")
+        return
+    model, syn, outer_loss, g = task(bench, "lenet", (1, 28, 28), {}, 1, 6, 64)
+    nets = [init_params(model, generator=g, device=bench.device) for _ in range(4)]
+    modes = {
+        "reverse, loop over nets": lambda: hypergradient(model, nets[0], syn, outer_loss),
+        "reverse, keep_every=2": lambda: hypergradient(
+            model, nets[0], syn, outer_loss, keep_every=2
+        ),
+        "truncated, window=2, n_steps=5": lambda: hypergradient(
+            model, nets[0], syn, outer_loss, method="truncated", window=2, n_steps=5
+        ),
+        "autograd": lambda: hypergradient(model, nets[0], syn, outer_loss, method="autograd"),
+        "reverse, vmap over 4 nets": lambda: batched_hypergradient(model, nets, syn, outer_loss),
+    }
+    for name, fn in modes.items():
+        fn()  # warm-up (lazy initialisations may sync once)
+        bench.sync()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            fn()
+            result = "none"
+        except RuntimeError as e:
+            result = f"`{str(e).splitlines()[0][:150]}`"
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+        data.setdefault("E", {})[name] = result
+        lines.append(f"| {name} | {result} |")
+
+
 # --------------------------------------------------------------------------- D: compile
 def section_d(bench, s, lines, data):
     lines += ["", "## D. torch.compile of the forward sweep", ""]
@@ -379,7 +425,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out", help="output folder")
     ap.add_argument("--tiny", action="store_true", help="tiny settings (smoke test on CPU)")
-    ap.add_argument("--budget", type=float, default=170.0, help="seconds for all sections")
+    ap.add_argument("--budget", type=float, default=150.0, help="seconds for all sections")
     ap.add_argument("--device", default=None, help="default: cuda, else cpu with --tiny")
     ap.add_argument("--skip", default="", help="sections to skip, e.g. D")
     args = ap.parse_args(argv)
@@ -400,7 +446,7 @@ def main(argv=None) -> int:
         "",
     ]
     data = {"device": name, "torch": torch.__version__, "A": [], "B": [], "C": []}
-    sections = {"A": section_a, "B": section_b, "C": section_c, "D": section_d}
+    sections = {"E": section_e, "A": section_a, "B": section_b, "C": section_c, "D": section_d}
     for key, fn in sections.items():
         if key in args.skip.upper():
             continue

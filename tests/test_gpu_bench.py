@@ -22,10 +22,10 @@ def _load():
 def test_gpu_bench_tiny_on_cpu_writes_complete_tables(tmp_path, capsys):
     assert _load().main([str(tmp_path), "--tiny", "--device", "cpu"]) == 0
     text = (tmp_path / "gpu_bench.md").read_text()
-    for heading in ("## A.", "## B.", "## C.", "## D."):
+    for heading in ("## A.", "## B.", "## C.", "## D.", "## E."):
         assert heading in text
     assert "failed" not in text and "not run (time budget)" not in text
-    assert text.count("\n| ") == 4 + 6 + 5 + 3  # header, rule and rows of the four tables
+    assert text.count("\n| ") == 4 + 6 + 5 + 3 + 3  # header, rule and rows of the tables
     assert (tmp_path / "gpu_bench.json").is_file()
 
 
