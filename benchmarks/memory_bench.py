@@ -8,10 +8,10 @@ steps (approximate). Each cell is a fresh process; memory = peak RSS growth over
 RSS before the outer step. Cells whose predicted memory exceeds ``--max-gib`` are not run but
 extrapolated (a least-squares line through the same mode's measured T; marked "~").
 
-Two tables:
+Two tables (measured in this order):
+  acceptance   10 images per class (100 per step), T = 300: reverse with weight snapshots
+               (keep_every = 18), measured; autograd measured at small T, extrapolated to 300
   sweep        10 images per step (1 per class), T = 10 ... 1000
-  acceptance   10 images per class (100 per step), T = 300: reverse with snapshots, measured;
-               autograd measured at small T and extrapolated to 300
 
     python benchmarks/memory_bench.py               # both (about an hour single-threaded)
     python benchmarks/memory_bench.py --only sweep
@@ -149,10 +149,6 @@ def main() -> None:
     name = f"ConvNet-3/{arch.get('width', 128)}"
 
     sweep, acceptance = [], {}
-    if args.only in (None, "sweep"):
-        sweep = measure(
-            f"{name}, 10 images/step", arch, 1, sweep_Ts, MODES, window, args.batch, max_mib
-        )
     if args.only in (None, "acceptance"):
         small = measure(
             "autograd at small T", arch, acc_per_class, acc_Ts, ("autograd",), window,
@@ -170,12 +166,17 @@ def main() -> None:
             "autograd_fit_mib": {"intercept": a, "per_step": b},
             "autograd_extrapolated_mib": a + b * acc_T,
         }
+    if args.only in (None, "sweep"):
+        sweep = measure(
+            f"{name}, 10 images/step", arch, 1, sweep_Ts, MODES, window, args.batch, max_mib
+        )
 
+    params_mib = (sweep[0]["reverse"] if sweep else acceptance["snapshots"])["params_mib"]
     lines = [
         "# Peak memory of one outer step vs T",
         "",
         f"{machine_line()}; float32, CPU. {name} (params "
-        f"{(sweep or [{}])[0].get('reverse', {}).get('params_mib', float('nan')):.2f} MiB), "
+        f"{params_mib:.2f} MiB), "
         f"CIFAR-shaped, one synthetic batch replayed T times, outer loss on {args.batch} real "
         "examples, `x_syn`, labels and lrs all learned. Memory = peak RSS growth over the "
         "process's RSS before the step (fresh process per cell); seconds = that one step, wall. "
