@@ -430,8 +430,12 @@ def main(argv=None) -> int:
     ap.add_argument("--skip", default="", help="sections to skip, e.g. D")
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type != "cuda" and not args.tiny:
-        print("gpu_bench: no CUDA device; use --tiny for a CPU smoke run", file=sys.stderr)
+    if device.type != "cuda" and not args.tiny and args.device is None:
+        print(
+            "gpu_bench: no CUDA device; use --tiny for a CPU smoke run (or --device cpu to run "
+            "the full settings on the CPU anyway)",
+            file=sys.stderr,
+        )
         return 2
     s = SETTINGS["tiny" if args.tiny else "full"]
     bench = Bench(device, args.budget)

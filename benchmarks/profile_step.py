@@ -33,6 +33,11 @@ def main() -> None:
     ap.add_argument("--n-epochs", type=int, default=3)
     ap.add_argument("--rows", type=int, default=15)
     ap.add_argument("--trace", help="folder for Chrome traces (optional)")
+    ap.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="x_syn, the real batch and the conv weights in channels-last memory format",
+    )
     ap.add_argument("--out", default=str(RESULTS / "profile.md"))
     args = ap.parse_args()
 
@@ -49,6 +54,14 @@ def main() -> None:
         generator=g,
     ).to(device)
     x = torch.randn(args.batch, 1, 28, 28, generator=g).to(device)
+    if args.channels_last:
+        cl = torch.channels_last
+        x = x.contiguous(memory_format=cl)
+        nets = [{k: v.contiguous(memory_format=cl) if v.dim() == 4 else v for k, v in p.items()}
+                for p in nets]  # fmt: skip
+        with torch.no_grad():  # (n_batches, per_batch, C, H, W): every batch channels-last
+            syn.x_syn.data = syn.x_syn.data.permute(0, 1, 3, 4, 2).contiguous()
+            syn.x_syn.data = syn.x_syn.data.permute(0, 1, 4, 2, 3)
     y = torch.randint(0, 10, (args.batch,), generator=g).to(device)
 
     def outer_loss(p):
@@ -60,10 +73,11 @@ def main() -> None:
         "# Profile of one outer step",
         "",
         f"{machine_line()}; {device}. {args.n_nets} random-init LeNets, MNIST-shaped, T = {T} "
-        f"(1 image/class/step), outer loss on {args.batch} real examples, `reverse`.",
+        f"(1 image/class/step), outer loss on {args.batch} real examples, `reverse`"
+        + (", channels-last." if args.channels_last else "."),
         "",
         f"Regenerate: `python benchmarks/profile_step.py --n-nets {args.n_nets} "
-        f"--batch {args.batch}`.",
+        f"--batch {args.batch}{' --channels-last' if args.channels_last else ''}`.",
     ]
     for mode in ("loop", "vmap"):
         batched = mode == "vmap"
