@@ -31,9 +31,15 @@ class Config:
     # --- data
     dataset: str = "digits"  # registry name, e.g. digits, mnist, fashion_mnist
     data_dir: str | None = None  # folder with dataset files; default $SOFTDISTILL_DATA
+    # text datasets only (trec6, sst5, imdb, tsv:PATH, ...):
+    maxlen: int | None = None  # tokens per text (padded/truncated); default per dataset
+    ntoken: int = 5000  # vocabulary: this many most frequent training words + <pad>, <unk>
+    embeddings: str = "auto"  # frozen table: glove:PATH, random:DIM, hf:MODEL_DIR, or auto
+    #                           (a GloVe file under DATA_DIR/embeddings, else random:100)
 
     # --- model
-    arch: str = "convnet"  # lenet, alexcifarnet, convnet, mlp
+    arch: str = "convnet"  # lenet, alexcifarnet, convnet, mlp; text: textconvnet, textlstm,
+    #                        textrnn, texttransformer
     arch_args: dict[str, Any] = field(default_factory=dict)  # e.g. {depth: 2, width: 32}
     init: str = "xavier"  # weight init: xavier, xavier_unif, kaiming, kaiming_out, ...
     init_param: float = 1.0  # gain (xavier/orthogonal), negative slope (kaiming) or std (normal)
@@ -158,6 +164,16 @@ class Config:
         for key in ("init_lr", "lr"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        if self.maxlen is not None and self.maxlen < 1:
+            raise ConfigError(f"maxlen must be a positive integer, got {self.maxlen}")
+        if self.ntoken < 1:
+            raise ConfigError(f"ntoken must be a positive integer, got {self.ntoken}")
+        from softdistill.data.text import parse_embeddings
+
+        try:
+            parse_embeddings(self.embeddings)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
         if not 0 < self.decay_factor <= 1:

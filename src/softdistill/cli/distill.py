@@ -64,11 +64,31 @@ def _resumed_config(args: argparse.Namespace, out: Path) -> Config:
     return cfg
 
 
+def save_text_report(out: Path, syn, data) -> None:
+    """Text runs: the embedding table (so the run decodes without the dataset), the nearest-word
+    listing ``report/synthetic.txt`` and its heat map ``report/nearest.png``."""
+    from softdistill import io
+    from softdistill.text import decode_nearest, format_synthetic_text, save_nearest_heatmap
+
+    table, vocab = data.extra["embedding"], data.extra["vocab"]
+    io.save_embedding(
+        out / io.EMBEDDING,
+        table,
+        vocab,
+        {"embeddings": data.extra.get("embeddings"), "maxlen": data.extra.get("maxlen")},
+    )
+    nearest = decode_nearest(syn.x_syn.detach().cpu(), table, vocab, 3)
+    y = syn.y_soft.detach().cpu()
+    text = format_synthetic_text(nearest, y, data.class_names, lrs=syn.lrs.detach().cpu())
+    io.atomic_write(out / "report" / "synthetic.txt", lambda tmp: Path(tmp).write_text(text))
+    save_nearest_heatmap(nearest, y, data.class_names, out / "report" / "nearest.png")
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
     from softdistill import io
-    from softdistill.data import load
+    from softdistill.data import load_config
     from softdistill.distill import distill
     from softdistill.evaluate import evaluate_config
     from softdistill.models import build
@@ -89,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     log.info("loading dataset %s", cfg.dataset)
-    data = load(cfg.dataset, cfg.data_dir)
+    data = load_config(cfg)
     try:
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     except ValueError as e:
@@ -117,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset": data.name,
         "classes": data.class_names,
         "modality": data.modality,
+        **({"embeddings": data.extra.get("embeddings")} if data.modality == "text" else {}),
         "mean": list(data.mean),
         "std": list(data.std),
         "arch": cfg.arch,
@@ -127,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
     if result.nets is not None:
         io.save_params(out / io.INIT, result.nets)
+    if data.modality == "text":
+        save_text_report(out, result.syn, data)
     if data.modality == "image":
         save_synthetic_grid(
             result.syn.x_syn,
