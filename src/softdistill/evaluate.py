@@ -28,6 +28,7 @@ __all__ = [
     "evaluate_synthetic",
     "random_real_steps",
     "subset",
+    "train_full",
     "tune_fixed_lr",
 ]
 
@@ -219,3 +220,45 @@ def evaluate_config(
     )
     ev["protocol"].update(dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets)
     return ev
+
+
+def train_full(
+    model: nn.Module,
+    params0: Params,
+    train: Split,
+    test: Split,
+    *,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    generator: torch.Generator | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> EvalResult:
+    """The full-data reference: train ``f(.; params0)`` normally on the whole training split
+    (Adam, ``epochs`` shuffled passes of minibatches, cross-entropy) and return the test accuracy
+    after the last epoch (no early stopping on test data).
+
+    Args:
+        progress: called after every epoch with ``(epoch, test_accuracy)``.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(
+            f"need epochs, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
+        )
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params0.items()}
+    opt = torch.optim.Adam(params.values(), lr=lr)
+    accs = []
+    for epoch in range(epochs):
+        perm = torch.randperm(len(train), generator=generator).to(train.y.device)
+        for i in range(0, len(train), batch_size):
+            idx = perm[i : i + batch_size]
+            with torch.enable_grad():
+                loss = F.cross_entropy(forward(model, params, train.x[idx]), train.y[idx])
+                grads = torch.autograd.grad(loss, tuple(params.values()))
+            for p, g in zip(params.values(), grads):
+                p.grad = g
+            opt.step()
+        accs.append(accuracy(model, params, test))
+        if progress is not None:
+            progress(epoch + 1, accs[-1])
+    return EvalResult([accs[-1]], {"per_epoch": accs, "epochs": epochs, "lr": lr})
