@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check clean
+.PHONY: help venv demo test test-slow lint format check bench gpu-check gpu-text reproduce-text clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
 	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
+	@echo "make gpu-text OUT=DIR  the IMDB text rows on a CUDA GPU (< 3 min on an H100) -> DIR"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -44,6 +46,17 @@ check: lint test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergrad_bench.py
+
+reproduce-text: $(STAMP)
+	$(BIN)/python benchmarks/reproduce_text.py --data-dir $(DATA) --runs runs/text
+
+# The IMDB rows on one CUDA GPU (the BiLSTM/BiRNN rows are bound by per-op overhead, not FLOPs,
+# and gain little from a GPU). Writes DIR/runs/<row>/ and the table DIR/text_gpu.md.
+gpu-text: $(STAMP)
+	@test -n "$(OUT)" || (echo "usage: make gpu-text OUT=DIR" && exit 2)
+	$(BIN)/python benchmarks/reproduce_text.py --device cuda --data-dir $(DATA) \
+		--runs $(OUT)/runs --table $(OUT)/text_gpu.md \
+		--rows imdb_textconvnet_fixed_20 imdb_textconvnet_random_20
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

