@@ -54,6 +54,7 @@ reproduce-text: $(STAMP)
 # and gain little from a GPU). Writes DIR/runs/<row>/ and the table DIR/text_gpu.md.
 gpu-text: $(STAMP)
 	@test -n "$(OUT)" || (echo "usage: make gpu-text OUT=DIR" && exit 2)
+	$(BIN)/python -m pytest -q -m gpu tests/test_text.py
 	$(BIN)/python benchmarks/reproduce_text.py --device cuda --data-dir $(DATA) \
 		--runs $(OUT)/runs --table $(OUT)/text_gpu.md \
 		--rows imdb_textconvnet_fixed_20 imdb_textconvnet_random_20

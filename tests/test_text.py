@@ -273,7 +273,7 @@ def test_lstm_matches_torch_lstm():
     torch.testing.assert_close(ours(x), ref(x)[0], rtol=1e-12, atol=1e-12)
 
 
-def _text_problem(arch, seed=0, maxlen=6, dim=4, **arch_args):
+def _text_problem(arch, seed=0, maxlen=6, dim=4, device="cpu", **arch_args):
     g = torch.Generator().manual_seed(seed)
     n_classes = 3
     model = build(arch, (maxlen, dim), n_classes, **arch_args).double()
@@ -288,8 +288,10 @@ def _text_problem(arch, seed=0, maxlen=6, dim=4, **arch_args):
         generator=g,
         dtype=torch.float64,
     )
-    x = torch.randn(10, maxlen, dim, generator=g, dtype=torch.float64)
-    y = torch.randint(0, n_classes, (10,), generator=g)
+    x = torch.randn(10, maxlen, dim, generator=g, dtype=torch.float64).to(device)
+    y = torch.randint(0, n_classes, (10,), generator=g).to(device)
+    model, syn = model.to(device), syn.to(device)
+    params0 = {k: v.to(device) for k, v in params0.items()}
 
     def outer_loss(p):
         return F.cross_entropy(forward(model, p, x), y)
@@ -424,3 +426,16 @@ def test_bad_embeddings_flag_is_a_usage_error(tmp_path, capsys):
     rc = main(["distill", "--dataset", "trec6", "--embeddings", "w2v:x", "--out", str(tmp_path)])
     assert rc == 2
     assert "unknown embeddings 'w2v:x'" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("arch", list(SMALL))
+def test_text_hypergradient_on_cuda_matches_cpu(arch):
+    """Double backward through the text models works on CUDA (no cuDNN RNN / fused attention)
+    and gives the CPU's hypergradient (float64)."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cpu = hypergradient(*_text_problem(arch, **SMALL[arch]), method="reverse")
+    gpu = hypergradient(*_text_problem(arch, device="cuda", **SMALL[arch]), method="reverse")
+    for a, b in zip(cpu.grads, gpu.grads):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-8, atol=1e-10)
