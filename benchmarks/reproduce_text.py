@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -37,6 +38,7 @@ from softdistill import io  # noqa: E402
 from softdistill.cli import main as cli_main  # noqa: E402
 from softdistill.config import Config  # noqa: E402
 from softdistill.data import load_config  # noqa: E402
+from softdistill.distill import distill  # noqa: E402
 from softdistill.evaluate import subset, train_full  # noqa: E402
 from softdistill.models import build  # noqa: E402
 from softdistill.nets import eval_nets  # noqa: E402
@@ -68,21 +70,76 @@ def log(msg: str) -> None:
     print(f"[reproduce_text {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def row_config(row: str, args) -> Config:
+    """The row's config file with ``--set`` overrides applied."""
+    cfg = Config.from_file(ROOT / "configs" / f"{row}.yaml")
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        changes[key] = yaml.safe_load(value)
+    return Config.from_dict({**cfg.to_dict(), **changes}, source="--set").validate()
+
+
+def calibrate(cfg: Config, args) -> float:
+    """Seconds per outer step of ``cfg`` on this machine (steps 2-5; step 1 warms up)."""
+    cfg = cfg.replace(data_dir=args.data_dir, device=args.device, eval_every=0)
+    data = load_config(cfg)
+    model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+    stamps: list[float] = []
+    distill(
+        cfg.replace(outer_steps=5),
+        data,
+        model,
+        device=args.device,
+        progress=lambda step, info: stamps.append(time.perf_counter()),
+    )
+    return (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+
+def budgeted(cfg: Config, seconds_per_step: float, budget: float) -> Config:
+    """``cfg`` with outer_steps cut to fit ``budget`` seconds; decay and eval scaled along."""
+    steps = max(10, min(cfg.outer_steps, int(budget / seconds_per_step)))
+    frac = steps / cfg.outer_steps
+    return cfg.replace(
+        outer_steps=steps,
+        decay_every=max(1, round(cfg.decay_every * frac)),
+        eval_every=max(1, round(cfg.eval_every * frac)) if cfg.eval_every else 0,
+    )
+
+
 def run_row(row: str, args) -> dict:
-    run = Path(args.runs) / row
-    cfg_file = ROOT / "configs" / f"{row}.yaml"
+    name = row + (f"-{args.tag}" if args.tag else "")
+    run = Path(args.runs) / name
     t0 = time.perf_counter()
     if args.force or not (run / io.EVAL).exists():
+        cfg = row_config(row, args)
+        if args.budget:
+            sps = calibrate(cfg, args)
+            cfg = budgeted(cfg, sps, args.budget)
+            log(f"{name}: {sps:.3f} s/step here; {cfg.outer_steps} outer steps fit {args.budget} s")
+        if args.smoke:
+            cfg = cfg.replace(outer_steps=2, eval_every=0, test_n_nets=2, baseline_lrs=[0.1, 0.3])
+        # the exact configuration run, kept beside the run folder
+        cfg_file = Path(args.runs) / f"{name}.yaml"
+        cfg_file.parent.mkdir(parents=True, exist_ok=True)
+        d = {k: v for k, v in cfg.to_dict().items() if k not in ("data_dir", "device")}
+        cfg_file.write_text(yaml.safe_dump(d, sort_keys=False))
         argv = ["distill", "--config", str(cfg_file), "--out", str(run), "--overwrite"]
         argv += ["--data-dir", args.data_dir, "--device", args.device]
-        if args.smoke:
-            argv += ["--outer_steps", "2", "--eval_every", "0", "--test_n_nets", "2"]
-            argv += ["--baseline_lrs", "0.1", "0.3"]
-        log(f"{row}: softdistill {' '.join(argv)}")
+        log(f"{name}: softdistill {' '.join(argv)}")
         rc = cli_main(argv)
         if rc != 0:
-            raise SystemExit(f"{row}: softdistill distill exited with {rc}")
-    distill_wall = time.perf_counter() - t0
+            raise SystemExit(f"{name}: softdistill distill exited with {rc}")
+        io.save_json(
+            run / "reproduce.json",
+            {
+                "distill_eval_seconds": time.perf_counter() - t0,  # incl. calibration, loading
+                "budget": args.budget or None,
+                "device": args.device,
+                "overrides": args.set,
+            },
+        )
+    info = io.read_json(run / "reproduce.json") if (run / "reproduce.json").exists() else {}
     full_path = run / "full_data.json"
     if args.force or not full_path.exists():
         full = full_data(run, ROWS[row]["epochs"], args)
@@ -96,11 +153,12 @@ def run_row(row: str, args) -> dict:
         "sentences": saved.syn.n_batches * saved.syn.per_batch,
         "T": saved.syn.n_steps,
         "row": row,
+        "name": name,
         "cfg": cfg,
         "eval": ev,
         "full": full,
         "embeddings": meta.get("embeddings", cfg.get("embeddings")),
-        "wall": distill_wall if distill_wall > 5 else None,
+        "wall": info.get("distill_eval_seconds"),
     }
 
 
@@ -151,7 +209,8 @@ def table(results: list[dict], args) -> str:
         emb = str(r["embeddings"]).split("/")[-1]
         pub = ROWS[r["row"]]["published"]
         cells = [
-            ROWS[r["row"]]["label"],
+            ROWS[r["row"]]["label"]
+            + (f" [{r['name'][len(r['row']) + 1 :]}]" if r["name"] != r["row"] else ""),
             emb,
             f"{r['sentences']} × {r['T']}",
             str(proto.get("outer_steps", cfg["outer_steps"])),
@@ -162,7 +221,7 @@ def table(results: list[dict], args) -> str:
         cells += [
             pct(full) + f" ({full['epochs']} ep)",
             f"{proto.get('seconds_per_step', float('nan')):.2f}",
-            f"{r['wall'] / 60:.1f} min" if r["wall"] else "(earlier run)",
+            f"{r['wall'] / 60:.1f} min" if r["wall"] else "?",
             f"{full['seconds'] / 60:.1f} min",
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -193,9 +252,33 @@ def main() -> int:
     p.add_argument("--table", default=str(ROOT / "benchmarks" / "results" / "text.md"))
     p.add_argument("--force", action="store_true", help="redo rows that already have results")
     p.add_argument("--smoke", action="store_true", help="2 outer steps per row (script check)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=0,
+        help="seconds of distillation per row: outer steps are cut to fit, after timing 5 steps",
+    )
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key"
+    )
+    p.add_argument("--tag", default="", help="suffix of the run folders (for --set variants)")
+    p.add_argument(
+        "--all-runs",
+        action="store_true",
+        help="tabulate every finished run folder under --runs (rows and tagged variants)",
+    )
     args = p.parse_args()
     results = []
-    for row in args.rows:
+    jobs = [(r, args.tag) for r in args.rows]
+    if args.all_runs:  # tabulate what is there, running nothing new
+        jobs = [
+            (r, d.name[len(r) + 1 :])
+            for r in ROWS
+            for d in sorted(Path(args.runs).glob(f"{r}*"))
+            if (d / io.EVAL).exists() and (d.name == r or d.name.startswith(r + "-"))
+        ]
+    for row, tag in jobs:
+        args.tag = tag
         results.append(run_row(row, args))
         text = table(results, args)
         io.atomic_write(args.table, lambda tmp, text=text: Path(tmp).write_text(text))
