@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
+DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check gpu-text reproduce-text clean
+.PHONY: help venv demo test test-slow lint format check bench gpu-check gpu-text reproduce-text text-devdata clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -55,6 +56,16 @@ reproduce-text: $(STAMP)
 gpu-text: $(STAMP)
 	@test -n "$(OUT)" || (echo "usage: make gpu-text OUT=DIR" && exit 2)
 	PY=$(BIN)/python bash benchmarks/gpu_text.sh $(OUT) $(DATA)
+
+# The text data of the GPU rows, compact enough to carry to a lent GPU machine (IMDB gzipped).
+text-devdata:
+	mkdir -p $(DEST)/text/trec6 $(DEST)/text/sst5 $(DEST)/text/imdb $(DEST)/embeddings
+	cp $(DATA)/text/trec6/train.tsv $(DATA)/text/trec6/test.tsv $(DEST)/text/trec6/
+	cp $(DATA)/text/sst5/train.tsv $(DATA)/text/sst5/test.tsv $(DEST)/text/sst5/
+	gzip -c $(DATA)/text/imdb/train.tsv > $(DEST)/text/imdb/train.tsv.gz
+	gzip -c $(DATA)/text/imdb/test.tsv > $(DEST)/text/imdb/test.tsv.gz
+	cp $(DATA)/embeddings/glove.6B.100d.top2716.txt $(DEST)/embeddings/
+	du -sh $(DEST)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

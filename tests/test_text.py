@@ -220,6 +220,21 @@ def test_lazily_embedded_dataset_distills_evaluates_and_trains(tmp_path):
     assert len(full.extra["per_epoch"]) == 5 and full.mean >= 0.85, full  # separable classes
 
 
+def test_gzipped_tsv_reads_like_plain(tmp_path):
+    import gzip
+
+    plain = write_sentiment(tmp_path / "plain")
+    packed = tmp_path / "data" / "text" / "trec6"
+    packed.mkdir(parents=True)
+    for split in ("train", "test"):
+        text = (plain / f"{split}.tsv").read_bytes()
+        (packed / f"{split}.tsv.gz").write_bytes(gzip.compress(text))
+    a = load(f"tsv:{plain}", maxlen=5, embeddings="random:3")
+    b = load("trec6", tmp_path / "data", maxlen=5, embeddings="random:3")  # builtin name
+    torch.testing.assert_close(a.train.x, b.train.x)
+    assert a.test.y.tolist() == b.test.y.tolist() and b.class_names[0] == "ABBR"
+
+
 def test_builtin_text_dataset_missing_file_names_the_path(tmp_path):
     (tmp_path / "text" / "ag_news").mkdir(parents=True)
     (tmp_path / "text" / "ag_news" / "test.tsv").write_text("0\thello\n")

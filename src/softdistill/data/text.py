@@ -31,6 +31,7 @@ keeps the ids and embeds only the rows it is indexed with.
 from __future__ import annotations
 
 import csv
+import gzip
 import hashlib
 import json
 import logging
@@ -69,7 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_VERSION = 1  # bump when tokenize() changes: invalidates cached ids
+TOKENIZER_VERSION = 2  # bump when tokenize() or the cache layout changes: invalidates caches
 PAD, UNK = "<pad>", "<unk>"
 EAGER_LIMIT_BYTES = 1 << 30  # embed a split up front when its floats take at most this
 EMBEDDING_KINDS = ("auto", "glove", "random", "hf")
@@ -237,10 +238,12 @@ def build_vocab(texts: Iterable[list[str]], ntoken: int) -> Vocab:
 
 
 def encode(token_lists: Sequence[list[str]], vocab: Vocab, maxlen: int) -> np.ndarray:
-    """``(N, maxlen)`` int32 ids: the first ``maxlen`` ids of each text, padded with ``<pad>``."""
+    """``(N, maxlen)`` ids (int16, or int32 for vocabularies over 32,767): the first ``maxlen`` ids
+    of each text, padded with ``<pad>``."""
     if maxlen < 1:
         raise ValueError(f"maxlen must be >= 1, got {maxlen}")
-    out = np.full((len(token_lists), maxlen), vocab.pad_id, dtype=np.int32)
+    dtype = np.int16 if len(vocab) <= np.iinfo(np.int16).max else np.int32  # halves the cache
+    out = np.full((len(token_lists), maxlen), vocab.pad_id, dtype=dtype)
     for i, tokens in enumerate(token_lists):
         ids = vocab.encode(tokens)[:maxlen]
         out[i, : len(ids)] = ids
@@ -301,12 +304,15 @@ class EmbeddedTokens:
 # --------------------------------------------------------------------------- files
 def read_labelled_file(path: Path) -> tuple[list[str], list[str]]:
     """``(labels, texts)`` of a ``label<TAB>text`` file (``.tsv``/``.txt``) or a ``label,text``
-    ``.csv`` (quoted as the csv module writes); no header."""
+    ``.csv`` (quoted as the csv module writes); no header; gzipped (``.tsv.gz``) files too."""
     if not path.is_file():
         raise DataError(f"text file not found: {path}")
     labels, texts = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        if path.suffix.lower() == ".csv":
+    gz = path.suffix.lower() == ".gz"
+    kind = Path(path.stem).suffix.lower() if gz else path.suffix.lower()
+    opener = gzip.open if gz else open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        if kind == ".csv":
             for n, row in enumerate(csv.reader(f), 1):
                 if len(row) < 2:
                     raise DataError(f"{path}:{n}: expected 'label,text', got {row!r}")
@@ -354,7 +360,8 @@ def _find_split_file(prefix: str, split: str) -> Path:
     (or ``.csv``/``.txt``)."""
     p = str(Path(prefix).expanduser())
     bases = [os.path.join(p, split), f"{p}{split}", f"{p}_{split}", f"{p}.{split}"]
-    candidates = list(dict.fromkeys(Path(b + e) for b in bases for e in (".tsv", ".csv", ".txt")))
+    exts = (".tsv", ".csv", ".txt", ".tsv.gz", ".csv.gz")
+    candidates = list(dict.fromkeys(Path(b + e) for b in bases for e in exts))
     for c in candidates:
         if c.is_file():
             return c
@@ -550,7 +557,7 @@ def _cache_key(payload: dict) -> str:
 def _save_npz(path: Path, **arrays) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
+    np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
 
 
@@ -715,7 +722,7 @@ def load_text_dataset(
     truncated = float((lengths > maxlen).mean()) if len(lengths) else 0.0
 
     def split(ids: np.ndarray, y: np.ndarray) -> Split:
-        t = torch.from_numpy(ids)
+        t = torch.from_numpy(ids.astype(np.int32))
         nbytes = ids.size * table.shape[1] * 4
         lazy = embed == "lazy" or (embed == "auto" and nbytes > EAGER_LIMIT_BYTES)
         x = EmbeddedTokens(t, table) if lazy else F.embedding(t.long(), table)
@@ -757,7 +764,12 @@ def _builtin(name: str):
                 "test.tsv: pass --data-dir DIR or set SOFTDISTILL_DATA"
             )
         folder = Path(data_dir) / "text" / name
-        train, test = folder / "train.tsv", folder / "test.tsv"
+        train, test = (
+            folder / f
+            if (folder / f).is_file() or not (folder / f"{f}.gz").is_file()
+            else folder / f"{f}.gz"
+            for f in ("train.tsv", "test.tsv")
+        )
         for p in (train, test):
             if not p.is_file():
                 have = sorted(q.name for q in folder.glob("*")) if folder.is_dir() else []
@@ -778,7 +790,9 @@ def _builtin(name: str):
             embed=embed,
         )
 
-    loader.__doc__ = f"{name} from DATA_DIR/text/{name}/{{train,test}}.tsv (label<TAB>text)."
+    loader.__doc__ = (
+        f"{name} from DATA_DIR/text/{name}/{{train,test}}.tsv (label<TAB>text; or .tsv.gz)."
+    )
     return loader
 
 
