@@ -454,3 +454,34 @@ def test_text_hypergradient_on_cuda_matches_cpu(arch):
     gpu = hypergradient(*_text_problem(arch, device="cuda", **SMALL[arch]), method="reverse")
     for a, b in zip(cpu.grads, gpu.grads):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        "trec6_bilstm_fixed_6",
+        "trec6_bilstm_fixed_120",
+        "sst5_birnn_fixed_5",
+        "sst5_birnn_fixed_100",
+        "imdb_textconvnet_fixed_20",
+        "imdb_textconvnet_random_20",
+    ],
+)
+def test_text_reproduction_configs_are_valid(row):
+    """Each reproduction row's config file parses, validates, and describes its setting."""
+    from pathlib import Path
+
+    from softdistill.config import Config
+
+    cfg = Config.from_file(Path(__file__).parent.parent / "configs" / f"{row}.yaml").validate()
+    dataset, arch, nets, n = row.split("_")
+    assert cfg.dataset == dataset and cfg.nets == nets
+    assert cfg.arch == {"bilstm": "textlstm", "birnn": "textrnn"}.get(arch, arch)
+    n_classes = {"trec6": 6, "sst5": 5, "imdb": 2}[dataset]
+    assert cfg.per_class * n_classes * cfg.n_batches == int(n)
+    assert cfg.embeddings.startswith("glove:")
+    model = build(cfg.arch, (cfg.maxlen, 100), n_classes, **cfg.arch_args)
+    assert forward(model, init_params(model), torch.zeros(1, cfg.maxlen, 100)).shape == (
+        1,
+        n_classes,
+    )
