@@ -111,6 +111,10 @@ def test_glove_loader_on_a_tiny_file(tmp_path):
     np.testing.assert_allclose(vectors["cat"], [0.1, 0.0, 3.0])
     only, _ = load_glove(path, words=["cat", "dog"])
     assert set(only) == {"cat"}
+    # a word2vec-style header is skipped; a word with a space keeps its last D numbers
+    (tmp_path / "w2v.txt").write_text("2 3\nthe 1 2 3\n. . 4 5 6\n")
+    w2v, dim = load_glove(tmp_path / "w2v.txt")
+    assert dim == 3 and w2v[". ."].tolist() == [4.0, 5.0, 6.0]
     (tmp_path / "bad.txt").write_text("the 1 2 3\ncat 1 2\n")
     with pytest.raises(DataError, match="bad.txt:2: 2 numbers after the word, expected 3"):
         load_glove(tmp_path / "bad.txt")
@@ -430,6 +434,8 @@ def test_distill_and_show_a_text_run(tmp_path, capsys):
     assert 0 <= ev["distilled"]["mean"] <= 1 and "random" in ev["baselines"]
     for name in ("embedding.safetensors", "report/synthetic.txt", "report/nearest.png"):
         assert (out / name).is_file(), name
+    assert main(["evaluate", "--quiet", str(out)]) == 0  # re-evaluation reloads the text data
+    assert json.loads((out / "eval.json").read_text())["distilled"] == ev["distilled"]
     capsys.readouterr()
     assert main(["show", str(out), "-k", "2"]) == 0
     shown = capsys.readouterr().out

@@ -415,15 +415,19 @@ def load_glove(path: Path, words: Iterable[str] | None = None) -> tuple[dict[str
             if len(parts) < 2:
                 continue
             if dim is None:
+                if n == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                    continue  # a word2vec-style "count dim" header
                 dim = len(parts) - 1
-            if len(parts) - 1 != dim:
+            if len(parts) - 1 < dim:
                 raise DataError(
                     f"{path}:{n}: {len(parts) - 1} numbers after the word, expected {dim} "
                     "(a GloVe text file has one word and D numbers per line)"
                 )
-            if wanted is None or parts[0] in wanted:
+            # a few large GloVe files have words with spaces: the last dim fields are the vector
+            word = " ".join(parts[:-dim]) if len(parts) - 1 > dim else parts[0]
+            if wanted is None or word in wanted:
                 try:
-                    vectors[parts[0]] = np.asarray(parts[1:], dtype=np.float32)
+                    vectors[word] = np.asarray(parts[-dim:], dtype=np.float32)
                 except ValueError:
                     raise DataError(f"{path}:{n}: not a number in {line[:60]!r}") from None
     if dim is None:
