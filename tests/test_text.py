@@ -246,6 +246,14 @@ def test_builtin_text_dataset_missing_file_names_the_path(tmp_path):
         load("ag_news", tmp_path)
 
 
+def test_hf_datasets_without_the_package_says_what_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets -> ImportError
+    with pytest.raises(DataError, match=r"optional 'datasets' package.*tsv:PATH_PREFIX"):
+        load("hfds:trec")
+
+
 def test_string_labels_are_mapped_in_sorted_order(tmp_path):
     (tmp_path / "train.tsv").write_text("spam\tbuy now\nham\thi there\nspam\tcheap\n")
     (tmp_path / "test.tsv").write_text("ham\thello\n")
