@@ -23,6 +23,7 @@ __all__ = [
     "decode_nearest",
     "format_synthetic_text",
     "save_nearest_heatmap",
+    "save_text_report",
 ]
 
 
@@ -238,3 +239,30 @@ def save_nearest_heatmap(
         return atomic_write(path, write)
     finally:
         plt.close(fig)
+
+
+def save_text_report(out: str | Path, syn, data) -> None:
+    """What a text run adds to its folder: ``embedding.safetensors`` (the table and vocabulary,
+    so the run decodes without its dataset), the nearest-word listing ``report/synthetic.txt``
+    and its heat map ``report/nearest.png``.
+
+    Args:
+        out: the run folder.
+        syn: the learned :class:`~softdistill.core.SyntheticSet`.
+        data: the text :class:`~softdistill.data.Dataset` (``extra`` has the table and vocab).
+    """
+    from softdistill import io
+
+    out = Path(out)
+    table, vocab = data.extra["embedding"], data.extra["vocab"]
+    io.save_embedding(
+        out / io.EMBEDDING,
+        table,
+        vocab,
+        {"embeddings": data.extra.get("embeddings"), "maxlen": data.extra.get("maxlen")},
+    )
+    nearest = decode_nearest(syn.x_syn.detach().cpu(), table, vocab, 3)
+    y = syn.y_soft.detach().cpu()
+    text = format_synthetic_text(nearest, y, data.class_names, lrs=syn.lrs.detach().cpu())
+    atomic_write(out / "report" / "synthetic.txt", lambda tmp: Path(tmp).write_text(text))
+    save_nearest_heatmap(nearest, y, data.class_names, out / "report" / "nearest.png")
