@@ -38,8 +38,8 @@ from softdistill import io  # noqa: E402
 from softdistill.cli import main as cli_main  # noqa: E402
 from softdistill.config import Config  # noqa: E402
 from softdistill.data import load_config  # noqa: E402
-from softdistill.distill import distill  # noqa: E402
-from softdistill.evaluate import subset, train_full  # noqa: E402
+from softdistill.distillation import distill  # noqa: E402
+from softdistill.evaluation import subset, train_full  # noqa: E402
 from softdistill.models import build  # noqa: E402
 from softdistill.nets import eval_nets  # noqa: E402
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from softdistill import io
 from softdistill.core import SyntheticSet, forward
-from softdistill.distill import outer_grads
+from softdistill.distillation import outer_grads
 from softdistill.models import build, init_params
 
 RESULTS = Path(__file__).parent / "results"

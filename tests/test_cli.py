@@ -244,7 +244,7 @@ def test_read_only_output_folder(tmp_path, capsys):
 
 
 def test_nan_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
-    import softdistill.distill as distill_mod
+    import softdistill.distillation as distill_mod
 
     real, calls = distill_mod.outer_grads, []
 

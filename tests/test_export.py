@@ -13,7 +13,7 @@ from PIL import Image
 import softdistill as sd
 from softdistill.cli import main
 from softdistill.data import load
-from softdistill.evaluate import accuracy
+from softdistill.evaluation import accuracy
 from softdistill.export import ExportError
 from softdistill.models import LeNet, init_params
 from softdistill.nets import stream

@@ -15,14 +15,14 @@ The Python API (imported lazily, so ``import softdistill`` stays light)::
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 # public name -> (module, attribute), resolved on first use
 _LAZY = {
+    "distill": ("softdistill.api", "distill"),
+    "evaluate": ("softdistill.api", "evaluate"),
     "load": ("softdistill.api", "load"),
     "write_report": ("softdistill.report", "write_report"),
     "export_run": ("softdistill.export", "export_run"),
@@ -34,28 +34,7 @@ _LAZY = {
     "SyntheticSet": ("softdistill.core", "SyntheticSet"),
 }
 
-# ``sd.distill`` and ``sd.evaluate`` are also the submodules ``softdistill.distill`` and
-# ``softdistill.evaluate`` (Python sets a package attribute for every imported submodule), so
-# those modules are made callable: calling one runs the API function of the same name.
-_CALLABLE = {
-    "distill": ("softdistill.api", "distill"),
-    "evaluate": ("softdistill.api", "evaluate"),
-}
-
-__all__ = ["__version__", *_CALLABLE, *_LAZY]
-
-
-class _CallableModule(types.ModuleType):
-    """A submodule that also runs the API function of its name: ``sd.distill(...)``."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        module, attr = _CALLABLE[self.__name__.rsplit(".", 1)[-1]]
-        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
-
-
-def _make_callable(module_name: str) -> None:
-    """Called by ``softdistill.distill`` and ``softdistill.evaluate`` at import."""
-    sys.modules[module_name].__class__ = _CallableModule
+__all__ = ["__version__", *_LAZY]
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; nothing is imported at run time
@@ -68,8 +47,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs; nothing is imported at run time
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CALLABLE:  # the submodule, callable (it sets itself as our attribute)
-        return importlib.import_module(f"softdistill.{name}")
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
@@ -79,4 +56,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | set(_CALLABLE))
+    return sorted(set(globals()) | set(_LAZY))

@@ -147,8 +147,8 @@ def distill(
     """
     from softdistill import io
     from softdistill.data import load_config
-    from softdistill.distill import distill as distill_loop
-    from softdistill.evaluate import evaluate_config
+    from softdistill.distillation import distill as distill_loop
+    from softdistill.evaluation import evaluate_config
     from softdistill.models import build
     from softdistill.report import save_synthetic_grid
 
@@ -268,7 +268,7 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
     """
     from softdistill import io
     from softdistill.data import load_config
-    from softdistill.evaluate import evaluate_config
+    from softdistill.evaluation import evaluate_config
     from softdistill.models import build
 
     if isinstance(run, (str, Path)):

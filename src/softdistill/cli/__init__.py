@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", force=True
     )
     from softdistill.data import DataError
-    from softdistill.distill import DivergenceError
+    from softdistill.distillation import DivergenceError
     from softdistill.export import ExportError
     from softdistill.io import RunDirError
 

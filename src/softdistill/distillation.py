@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import _make_callable, io
+from softdistill import io
 from softdistill.config import Config, ConfigError
 from softdistill.core import SyntheticSet, forward, hypergradient
 from softdistill.data import Dataset, Split
-from softdistill.evaluate import evaluate_synthetic
+from softdistill.evaluation import evaluate_synthetic
 from softdistill.nets import NetSource, eval_nets, stream
 from softdistill.typing import OuterLoss, Params
 
@@ -97,7 +97,7 @@ def make_synthetic(
         label_init = load_label_file(cfg.label_init[5:])
     x_init = None
     if cfg.x_init == "real":
-        from softdistill.evaluate import random_real_steps
+        from softdistill.evaluation import random_real_steps
 
         lrs = torch.zeros(cfg.n_batches)
         steps = random_real_steps(
@@ -329,7 +329,3 @@ def _truncate_metrics(path: Path | None, step: int) -> None:
         except (ValueError, KeyError):
             break
     io.atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
-
-
-# ``softdistill.distill(...)`` (``sd.distill`` in the Python API) runs ``softdistill.api.distill``.
-_make_callable(__name__)

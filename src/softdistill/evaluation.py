@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import _make_callable
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split
 from softdistill.typing import Params, Step
@@ -263,7 +262,3 @@ def train_full(
         if progress is not None:
             progress(epoch + 1, accs[-1])
     return EvalResult([accs[-1]], {"per_epoch": accs, "epochs": epochs, "lr": lr})
-
-
-# ``softdistill.evaluate(...)`` (``sd.evaluate`` in the Python API) runs ``api.evaluate``.
-_make_callable(__name__)
