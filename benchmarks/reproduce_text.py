@@ -159,6 +159,7 @@ def run_row(row: str, args) -> dict:
         "full": full,
         "embeddings": meta.get("embeddings", cfg.get("embeddings")),
         "wall": info.get("distill_eval_seconds"),
+        "info": info,
     }
 
 
@@ -201,7 +202,7 @@ def table(results: list[dict], args) -> str:
     names = sorted({b for r in results for b in r["eval"].get("baselines", {})})
     head = ["setting", "embeddings", "sentences × steps", "outer steps", "published", "distilled"]
     head += [f"baseline {b}" for b in names]
-    head += ["full data", "distill s/step", "distill+eval wall", "full-data wall"]
+    head += ["full data", "device", "distill s/step", "distill+eval wall", "full-data wall"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cfg, ev, full = r["cfg"], r["eval"], r["full"]
@@ -220,6 +221,8 @@ def table(results: list[dict], args) -> str:
         cells += [pct(ev["baselines"].get(b)) for b in names]
         cells += [
             pct(full) + f" ({full['epochs']} ep)",
+            str(r["info"].get("device", "?"))
+            + (f", budget {r['info']['budget']:g} s" if r["info"].get("budget") else ""),
             f"{proto.get('seconds_per_step', float('nan')):.2f}",
             f"{r['wall'] / 60:.1f} min" if r["wall"] else "?",
             f"{full['seconds'] / 60:.1f} min",
@@ -239,7 +242,11 @@ def table(results: list[dict], args) -> str:
         "one-hot labels, same number of steps) trained with the best fixed lr of a grid chosen "
         "on training data. Full data: the same model from the same init trained normally "
         "(Adam 1e-3, batch 64, accuracy after the last epoch). Published: the soft-label/text "
-        "paper's number where checked (— where not).\n\n" + "\n".join(lines) + "\n"
+        "paper's number where checked (— where not). A row `[tag]` is a variant (its config: "
+        "`RUNS/<row>-<tag>.yaml`). Each row comes from `python benchmarks/reproduce_text.py "
+        "--data-dir DATA --runs RUNS --rows ROW [--device D --budget S]`, i.e. "
+        "`softdistill distill --config configs/ROW.yaml` plus the full-data training; this "
+        "table was assembled by the command above.\n\n" + "\n".join(lines) + "\n"
     )
 
 
