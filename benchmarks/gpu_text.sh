@@ -5,7 +5,7 @@
 #
 # 1. `pytest -m gpu tests/test_text.py`: double backward through every text model works on CUDA
 #    and gives the CPU's float64 hypergradient (stops here if not).
-# 2. Every row of benchmarks/reproduce_text.py (plus three TREC-6 variants) in its own process, in
+# 2. Every row of benchmarks/reproduce_text.py, plus TREC-6 and SST-5 variants, each in its own process, in
 #    parallel: the recurrent rows are bound by per-op launch overhead, not by the GPU, so they
 #    share it well. Each row times 5 outer steps, then runs as many outer steps as fit BUDGET
 #    seconds (the table says how many), evaluates beside the random-real baseline, and trains the
@@ -48,6 +48,8 @@ if [ "$VARIANTS" = 1 ]; then  # TREC-6 variants: larger outer lr; + 4x real batc
   run trec6_lr0.1 --rows trec6_bilstm_fixed_6 --set lr=0.1 --tag lr0.1
   run trec6_b1024 --rows trec6_bilstm_fixed_6 --set lr=0.1 --set batch_size=1024 --tag lr0.1-b1024
   run trec6_T3 --rows trec6_bilstm_fixed_6 --set n_epochs=3 --set hypergrad=autograd --tag T3
+  # SST-5: the CPU run (init_lr 0.3, lr 0.05) stayed near the class prior; smaller steps
+  run sst5_small --rows sst5_birnn_fixed_5 --set init_lr=0.05 --set lr=0.01 --tag init0.05-lr0.01
 fi
 fail=0
 for job in $(jobs -p); do wait "$job" || fail=1; done
