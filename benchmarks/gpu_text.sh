@@ -5,8 +5,8 @@
 #
 # 1. `pytest -m gpu tests/test_text.py`: double backward through every text model works on CUDA
 #    and gives the CPU's float64 hypergradient (stops here if not).
-# 2. Every row of benchmarks/reproduce_text.py, plus TREC-6 and SST-5 variants, each in its own process, in
-#    parallel: the recurrent rows are bound by per-op launch overhead, not by the GPU, so they
+# 2. Every row of benchmarks/reproduce_text.py, plus TREC-6 and SST-5 variants, each in its own
+#    process, in parallel: the recurrent rows are bound by per-op launch overhead, not by the GPU, so they
 #    share it well. Each row times 5 outer steps, then runs as many outer steps as fit BUDGET
 #    seconds (the table says how many), evaluates beside the random-real baseline, and trains the
 #    same model on the full training data.
