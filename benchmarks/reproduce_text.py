@@ -291,7 +291,7 @@ def main() -> int:
         io.atomic_write(args.table, lambda tmp, text=text: Path(tmp).write_text(text))
         log(f"{row}: done; table so far in {args.table}")
     print(table(results, args))
-    print(json.dumps({r["row"]: r["eval"]["distilled"]["mean"] for r in results}))
+    print(json.dumps({r["name"]: r["eval"]["distilled"]["mean"] for r in results}))
     return 0
 
 
