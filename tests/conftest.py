@@ -9,6 +9,10 @@ import torch.nn.functional as F
 from helpers import TinyNet
 from softdistill.core import SyntheticSet, forward
 
+# The tests' tensors are tiny: intra-op threads only contend on the shared 2-core machine
+# (the suite ran ~10x slower in wall time with torch's default thread count under load).
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny64():

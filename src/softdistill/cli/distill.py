@@ -11,6 +11,7 @@ from softdistill.cli.common import (
     Progress,
     UsageError,
     add_config_flags,
+    check_eval_config,
     config_from_args,
     format_summary,
     pick_device,
@@ -36,7 +37,7 @@ def register(sub, parents) -> None:
         parents=parents,
         help="learn a synthetic set",
         description="Learn a synthetic set (x_syn, soft labels, per-step lrs), write the run "
-        "folder, then evaluate it beside a random-real baseline.",
+        "folder, then evaluate it beside real-data baselines (config key baselines).",
     )
     d.add_argument("--config", metavar="FILE", help="YAML/JSON/TOML config file")
     d.add_argument(
@@ -96,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(str(e)) from None
     io.save_json(out / io.CONFIG, cfg.to_dict())
     per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
+    check_eval_config(cfg, cfg.n_batches * per_batch)
     log.info(
         "distilling %s into %d batch(es) of %d examples, T = %d, on %s; run folder %s",
         cfg.dataset,
@@ -137,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
             std=data.std,
         )
     log.info("evaluating")
-    ev = evaluate_config(cfg, data, model, result.syn, result.nets, device)
+    progress_log = None if args.quiet else log.info
+    ev = evaluate_config(cfg, data, model, result.syn, result.nets, device, progress_log)
     ev["protocol"].update(
         outer_steps=result.outer_steps,
         seconds=round(result.seconds, 2),

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from softdistill.cli.common import add_config_flags, config_from_args, format_summary, pick_device
+from softdistill.cli.common import (
+    add_config_flags,
+    add_eval_flags,
+    check_eval_config,
+    config_from_args,
+    format_summary,
+    log,
+    pick_device,
+)
 from softdistill.config import Config
 
 
@@ -14,15 +22,27 @@ def register(sub, parents) -> None:
         "evaluate",
         parents=parents,
         help="re-evaluate a finished run",
-        description="Replay a run's learned steps on its evaluation nets and rewrite eval.json "
-        "(flags such as --test_n_nets, --baselines, --data-dir override the run's config).",
+        description="Replay a run's learned steps on its evaluation nets, evaluate real-data\n"
+        "baselines and, with --protocol scratch, the standard from-scratch protocol; rewrite\n"
+        "eval.json. Flags override the run's config for this evaluation only (config.json\n"
+        "is left as it is; eval.json records the settings used).",
+        epilog="examples:\n"
+        "  softdistill evaluate runs/demo --baseline random kmeans average knn\n"
+        "  softdistill evaluate runs/demo --baseline random --baseline_lr learned\n"
+        "  softdistill evaluate runs/demo --baseline knn --knn_k 3 --knn_p 1\n"
+        "  softdistill evaluate runs/demo --protocol scratch --epochs 300 "
+        "--archs convnet,mlp --augment",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
+    add_eval_flags(e)
     add_config_flags(e)
     e.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
     from softdistill import io
     from softdistill.data import load
     from softdistill.evaluate import evaluate_config
@@ -35,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(cfg.device)
     data = load(cfg.dataset, cfg.data_dir)
     model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
-    ev = evaluate_config(cfg, data, model, saved.syn, saved.init_params, device)
+    check_eval_config(cfg, saved.syn.n_batches * saved.syn.per_batch)
+    torch.manual_seed(cfg.seed)  # augmentation draws from the global RNG
+    progress = None if args.quiet else log.info
+    ev = evaluate_config(cfg, data, model, saved.syn, saved.init_params, device, progress)
     if saved.eval and "protocol" in saved.eval:  # keep the distillation timing of the run
         for k in ("outer_steps", "seconds", "seconds_per_step"):
             if k in saved.eval["protocol"]:
