@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check clean
+.PHONY: help venv demo test test-slow lint format check bench protocol-table gpu-check clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
 	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+	@echo "make protocol-table  baselines + from-scratch cross-arch table (GPU: < 3 min)"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -44,6 +45,12 @@ check: lint test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergrad_bench.py
+
+# Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
+# default; < 3 min on one GPU). OUT=folder, ARGS=extra flags of benchmarks/protocol_table.py.
+PROTOCOL_OUT ?= benchmarks/results/protocol
+protocol-table: $(STAMP)
+	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -261,7 +261,7 @@ def evaluate_config(
     ev = evaluate_run(
         model,
         nets,
-        syn.to(device=device, dtype=dtype),
+        syn.to(device),
         data.train.to(device, dtype),
         data.test.to(device, dtype),
         baselines=cfg.baselines,
