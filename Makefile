@@ -50,7 +50,8 @@ bench: $(STAMP)
 # default; < 3 min on one GPU). OUT=folder, ARGS=extra flags of benchmarks/protocol_table.py.
 PROTOCOL_OUT ?= benchmarks/results/protocol
 protocol-table: $(STAMP)
-	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) $(ARGS)
+	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \
+	  --config configs/mnist_lenet_fixed_10.yaml --outer-steps 3000 --decay-every 1000 $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

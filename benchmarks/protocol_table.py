@@ -1,11 +1,12 @@
 """Distill one setting, then evaluate it with every baseline and the from-scratch protocol on
 several architectures; write the tables as markdown.
 
-    python benchmarks/protocol_table.py OUT_DIR [--dataset mnist --data-dir ../shared/data ...]
+    python benchmarks/protocol_table.py OUT_DIR [--config FILE] [--dataset mnist ...]
 
-Writes ``OUT_DIR/run/`` (the run folder) and ``OUT_DIR/protocol.md``: the replay accuracy
-beside the baselines, the cross-architecture table of the scratch protocol (mean ± std over
-``--n-nets`` networks), and the wall time of each stage. ``make protocol-table`` runs it.
+Distillation settings come from ``--config`` and/or flags. Writes ``OUT_DIR/run/`` (the run
+folder) and ``OUT_DIR/protocol.md``: the replay accuracy beside the baselines, the
+cross-architecture table of the scratch protocol (mean ± std over ``--n-nets`` networks), and
+the wall time of each stage. ``make protocol-table`` runs it.
 """
 
 from __future__ import annotations
@@ -23,23 +24,29 @@ import torch
 from softdistill.cli import main as cli
 from softdistill.protocol import format_scratch_table
 
+DISTILL_FLAGS = (
+    "dataset",
+    "arch",
+    "per_class",
+    "n_batches",
+    "n_epochs",
+    "outer_steps",
+    "batch_size",
+    "init_lr",
+    "lr",
+    "decay_every",
+)
+
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="output folder")
-    p.add_argument("--dataset", default="mnist")
+    p.add_argument("--config", default=None, help="config file of the run to distill")
     p.add_argument("--data-dir", default="../shared/data")
-    p.add_argument("--arch", default="lenet", help="the architecture distilled with")
-    p.add_argument(
-        "--arch-args", default=None, help="arch_args of --arch as JSON, e.g. '{\"width\": 32}'"
-    )
-    p.add_argument("--per-class", type=int, default=1)
-    p.add_argument("--n-batches", type=int, default=1)
-    p.add_argument("--n-epochs", type=int, default=3)
-    p.add_argument("--outer-steps", type=int, default=300)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--init-lr", type=float, default=0.02)
-    p.add_argument("--decay-every", type=int, default=100)
+    # Distillation settings: given ones override --config (else the library's defaults).
+    for flag in DISTILL_FLAGS:
+        p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None)
+    p.add_argument("--arch-args", default=None, help="arch_args as JSON, e.g. '{\"width\": 32}'")
     p.add_argument("--epochs", type=int, default=300, help="scratch protocol epochs")
     p.add_argument("--archs", default="lenet,convnet,mlp,alexcifarnet")
     p.add_argument("--n-nets", type=int, default=5, help="scratch nets per arch (>= 5)")
@@ -56,14 +63,12 @@ def pct(r: dict) -> str:
 def main(argv=None) -> int:
     a = parse_args(argv)
     run = a.out / "run"
-    distill = [
-        "distill", "--out", str(run), "--overwrite", "--dataset", a.dataset,
-        "--data-dir", a.data_dir, "--arch", a.arch, "--per_class", str(a.per_class),
-        "--n_batches", str(a.n_batches), "--n_epochs", str(a.n_epochs),
-        "--outer_steps", str(a.outer_steps), "--batch_size", str(a.batch_size),
-        "--init_lr", str(a.init_lr), "--decay_every", str(a.decay_every),
-        "--device", a.device, "--baselines", "random", "--quiet",
-    ]  # fmt: skip
+    distill = ["distill", "--out", str(run), "--overwrite", "--data-dir", a.data_dir]
+    distill += ["--config", a.config] if a.config else []
+    for flag in DISTILL_FLAGS:
+        if getattr(a, flag) is not None:
+            distill += [f"--{flag}", str(getattr(a, flag))]
+    distill += ["--device", a.device, "--baselines", "random", "--quiet"]
     if a.arch_args:
         distill += ["--arch_args", a.arch_args]
     evaluate = [
@@ -75,8 +80,6 @@ def main(argv=None) -> int:
         evaluate.append("--scratch_baselines")
     if a.augment:
         evaluate += ["--augment", a.augment]
-    if a.arch_args:
-        evaluate += ["--scratch_arch_args", json.dumps({a.arch: json.loads(a.arch_args)})]
     times = {}
     for name, argv_ in (("distill", distill), ("evaluate", evaluate)):
         t0 = time.perf_counter()
@@ -88,11 +91,13 @@ def main(argv=None) -> int:
             )
             return rc
     ev = json.loads((run / "eval.json").read_text())
+    cfg = json.loads((run / "config.json").read_text())
     device = "cuda: " + torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     if a.device == "cpu":
         device = "cpu"
     lines = [
-        f"# Baselines and protocols: {a.dataset}, distilled with {a.arch}",
+        f"# Baselines and protocols: {cfg['dataset']}, distilled with {cfg['arch']} "
+        f"({cfg['per_class']} per class x {cfg['n_batches']} batches, {cfg['nets']} init)",
         "",
         f"Machine: {device} ({platform.processor() or platform.machine()}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads). Produced by:",
