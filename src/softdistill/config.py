@@ -75,7 +75,7 @@ class Config:
     baseline_lrs: list[float] = field(
         default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
     )  # grid for baseline_lr: tuned (chosen on training data, never on test data)
-    baseline_draws: int = 10  # candidate draws of random/kmeans; the best on training data kept
+    baseline_draws: int = 10  # candidate draws of random; the best on training data are kept
     knn_k: int = 1  # neighbours of the knn baseline
     knn_p: float = 2.0  # p of the p-norm distance of the knn baseline (>= 1)
     protocols: list[str] = field(

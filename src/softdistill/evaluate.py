@@ -159,8 +159,8 @@ def evaluate_run(
     protocol, always run). ``"baselines"`` holds each of ``baselines`` (random, kmeans, average,
     knn; see :func:`softdistill.baselines.evaluate_baselines`), learning rates per
     ``baseline_lr``: ``tuned`` (best of ``baseline_lrs`` on 2,000 training examples),
-    ``learned`` (the run's lrs) or a number. Stochastic baselines keep the best of
-    ``baseline_draws`` draws scored on training data, and always average >= 5 trainings.
+    ``learned`` (the run's lrs) or a number. ``random`` keeps the best of ``baseline_draws``
+    draws scored on training data, and always averages >= 5 trainings.
 
     With ``scratch`` settings, ``"scratch"`` holds the standard protocol: fresh networks of
     each of ``scratch_archs`` trained from scratch on the synthetic set (and on the baseline
