@@ -12,7 +12,7 @@ help:
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
 	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
-	@echo "make protocol-table  baselines + from-scratch cross-arch table (GPU: < 3 min)"
+	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -26,6 +26,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/softdistill distill --config configs/demo_digits.yaml --out runs/demo --overwrite
+	$(BIN)/softdistill report runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -47,7 +48,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergrad_bench.py
 
 # Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
-# default; < 3 min on one GPU). OUT=folder, ARGS=extra flags of benchmarks/protocol_table.py.
+# default; meant for a GPU, not yet timed there). PROTOCOL_OUT=folder, ARGS=extra flags of
+# benchmarks/protocol_table.py (e.g. ARGS="--device cpu --outer-steps 300").
 PROTOCOL_OUT ?= benchmarks/results/protocol
 protocol-table: $(STAMP)
 	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \

@@ -18,7 +18,7 @@ from softdistill.baselines import (
 )
 from softdistill.core import SyntheticSet
 from softdistill.data import Split
-from softdistill.evaluate import evaluate_steps
+from softdistill.evaluation import evaluate_steps
 from softdistill.models import build, init_params
 
 CLASSES = [0, 1, 2]

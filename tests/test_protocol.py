@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from helpers import blobs
 from softdistill.data import Split
-from softdistill.evaluate import accuracy, evaluate_run
+from softdistill.evaluation import accuracy, evaluate_run
 from softdistill.models import build, init_params
 from softdistill.protocol import (
     ScratchSettings,

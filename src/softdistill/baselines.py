@@ -309,7 +309,7 @@ def evaluate_baselines(
         ``(results, sets)``: results per name, each ``{"mean", "std", "per_net", ...details}``;
         and the kept sets of each set baseline (for other protocols).
     """
-    from softdistill.evaluate import EvalResult, evaluate_steps
+    from softdistill.evaluation import EvalResult, evaluate_steps
 
     unknown = [n for n in names if n not in BASELINES]
     if unknown:

@@ -21,6 +21,11 @@ __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "ORIGINAL_FLAGS"]
 CONFIG_VERSION = 1
 
 
+# Defaults of list-valued keys (see Config).
+DEFAULT_BASELINES = ("random", "kmeans", "average", "knn")
+DEFAULT_BASELINE_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+
+
 class ConfigError(ValueError):
     """A configuration value or file is invalid (a usage error)."""
 
@@ -66,21 +71,17 @@ class Config:
 
     # --- evaluation
     test_n_nets: int = 10  # fresh random nets for evaluation when nets=random
-    baselines: list[str] = field(
-        default_factory=lambda: ["random", "kmeans", "average", "knn"]
-    )  # real-data baselines beside the synthetic set: random, kmeans, average, knn
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))  # real-data
+    #   baselines beside the synthetic set: random, kmeans, average, knn
     baseline_lr: str | float = "tuned"  # lrs of the baseline steps: tuned (best of
-    #                                     baseline_lrs on training data), learned (the run's
-    #                                     lrs), or a number (one fixed lr)
-    baseline_lrs: list[float] = field(
-        default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
-    )  # grid for baseline_lr: tuned (chosen on training data, never on test data)
+    #   baseline_lrs on training data), learned (the run's lrs), or a number (one fixed lr)
+    baseline_lrs: list[float] = field(default_factory=lambda: list(DEFAULT_BASELINE_LRS))  # grid
+    #   of baseline_lr tuned (chosen on training data, never on test data)
     baseline_draws: int = 10  # candidate draws of random; the best on training data are kept
     knn_k: int = 1  # neighbours of the knn baseline
     knn_p: float = 2.0  # p of the p-norm distance of the knn baseline (>= 1)
-    protocols: list[str] = field(
-        default_factory=lambda: ["replay"]
-    )  # replay (the learned steps; always run) and scratch (train fresh nets from scratch)
+    protocols: list[str] = field(default_factory=lambda: ["replay"])  # replay (the learned
+    #   steps; always run) and scratch (train fresh networks from scratch)
     scratch_epochs: int = 300  # scratch protocol: epochs over the synthetic set
     scratch_lr: float = 0.01  # scratch: SGD lr (divided by 10 after half the epochs)
     scratch_momentum: float = 0.9  # scratch: SGD momentum
@@ -88,9 +89,8 @@ class Config:
     scratch_batch_size: int = 256  # scratch: examples per SGD step
     scratch_n_nets: int = 5  # scratch: fresh networks per architecture (mean ± std)
     scratch_archs: list[str] | None = None  # scratch: architectures; default [arch]
-    scratch_arch_args: dict[str, dict[str, Any]] = field(
-        default_factory=dict
-    )  # scratch: arch_args per architecture, e.g. {convnet: {width: 64}}
+    scratch_arch_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # scratch:
+    #   arch_args per architecture, e.g. {convnet: {width: 64}}
     scratch_labels: str = "soft"  # scratch: soft (y_soft) or hard (its argmax) labels
     scratch_augment: str | None = None  # scratch: e.g. dsa or crop,flip,rotate (needs kornia)
     scratch_baselines: bool = False  # scratch: also train on the random/kmeans/average sets
@@ -102,6 +102,9 @@ class Config:
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
     checkpoint_every: int = 100  # outer steps between checkpoints
+    snapshot_every: int | None = None  # outer steps between small x_syn snapshots (snapshots/,
+    #                                    the report's animation); None: about 25 per run, 0: off
+    tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (needs `tensorboard`)
 
     # ------------------------------------------------------------------------- construction
     @classmethod
@@ -138,6 +141,13 @@ class Config:
     def n_steps(self) -> int:
         """T = n_batches * n_epochs."""
         return self.n_batches * self.n_epochs
+
+    @property
+    def snapshot_interval(self) -> int:
+        """Outer steps between snapshots (0: none); ``snapshot_every`` or about 25 per run."""
+        if self.snapshot_every is not None:
+            return self.snapshot_every
+        return max(1, self.outer_steps // 25)
 
     # ------------------------------------------------------------------------- validation
     def validate(self) -> Config:
@@ -223,6 +233,10 @@ class Config:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.snapshot_every is not None and self.snapshot_every < 0:
+            raise ConfigError(
+                f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"
+            )
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:

@@ -269,7 +269,7 @@ def evaluate_scratch(
         ``{**settings, "archs": {arch: {set: {"mean", "std", "per_net", "diverged",
         "seconds"}}}, "skipped": {arch: reason}}``.
     """
-    from softdistill.evaluate import EvalResult, accuracy
+    from softdistill.evaluation import EvalResult, accuracy
     from softdistill.models import build, init_params
 
     if not sets:
