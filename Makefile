@@ -6,13 +6,14 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check gpu-text reproduce-text text-devdata clean
+.PHONY: help venv demo test test-slow lint format check bench protocol-table gpu-check gpu-text reproduce-text text-devdata clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
 	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
 	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
 	@echo "make gpu-text OUT=DIR  all text rows on one CUDA GPU in parallel (~3 min on an H100) -> DIR"
 
@@ -48,6 +49,14 @@ check: lint test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergrad_bench.py
+
+# Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
+# default; meant for a GPU, not yet timed there). PROTOCOL_OUT=folder, ARGS=extra flags of
+# benchmarks/protocol_table.py (e.g. ARGS="--device cpu --outer-steps 300").
+PROTOCOL_OUT ?= benchmarks/results/protocol
+protocol-table: $(STAMP)
+	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \
+	  --config configs/mnist_lenet_fixed_10.yaml --outer-steps 3000 --decay-every 1000 $(ARGS)
 
 reproduce-text: $(STAMP)
 	$(BIN)/python benchmarks/reproduce_text.py --data-dir $(DATA) --runs runs/text
