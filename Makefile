@@ -4,8 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
+DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench gpu-check clean
+.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -14,6 +15,9 @@ help:
 	@echo "make bench      hypergradient time/memory, nets loop vs vmap, memory vs T -> benchmarks/results/"
 	@echo "                (about 1.5 h single-threaded; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make gpu-bench OUT=DIR   one GPU script (< 3 min on an H100): speed and memory tables -> DIR"
+	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
+	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
+	@echo "make gpu-text OUT=DIR  all text rows on one CUDA GPU in parallel (~3 min on an H100) -> DIR"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -64,6 +68,33 @@ GPU_PYTHON ?= python3
 OUT ?= benchmarks/results/gpu
 gpu-bench:
 	$(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
+
+# Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
+# default; meant for a GPU, not yet timed there). PROTOCOL_OUT=folder, ARGS=extra flags of
+# benchmarks/protocol_table.py (e.g. ARGS="--device cpu --outer-steps 300").
+PROTOCOL_OUT ?= benchmarks/results/protocol
+protocol-table: $(STAMP)
+	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \
+	  --config configs/mnist_lenet_fixed_10.yaml --outer-steps 3000 --decay-every 1000 $(ARGS)
+
+reproduce-text: $(STAMP)
+	$(BIN)/python benchmarks/reproduce_text.py --data-dir $(DATA) --runs runs/text
+
+# All text rows on one CUDA GPU, in parallel, ~3 minutes (per-row time budget; see the script).
+# Writes DIR/runs/<row>/, DIR/logs/ and the table DIR/text_gpu.md.
+gpu-text: $(STAMP)
+	@test -n "$(OUT)" || (echo "usage: make gpu-text OUT=DIR" && exit 2)
+	PY=$(BIN)/python bash benchmarks/gpu_text.sh $(OUT) $(DATA)
+
+# The text data of the GPU rows, compact enough to carry to a lent GPU machine (IMDB gzipped).
+text-devdata:
+	mkdir -p $(DEST)/text/trec6 $(DEST)/text/sst5 $(DEST)/text/imdb $(DEST)/embeddings
+	cp $(DATA)/text/trec6/train.tsv $(DATA)/text/trec6/test.tsv $(DEST)/text/trec6/
+	cp $(DATA)/text/sst5/train.tsv $(DATA)/text/sst5/test.tsv $(DEST)/text/sst5/
+	gzip -c $(DATA)/text/imdb/train.tsv > $(DEST)/text/imdb/train.tsv.gz
+	gzip -c $(DATA)/text/imdb/test.tsv > $(DEST)/text/imdb/test.tsv.gz
+	cp $(DATA)/embeddings/glove.6B.100d.top2716.txt $(DEST)/embeddings/
+	du -sh $(DEST)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -22,6 +22,7 @@ from softdistill.config import Config, ConfigError
 
 __all__ = [
     "RESUMABLE_CHANGES",
+    "check_eval_config",
     "distill",
     "evaluate",
     "load",
@@ -102,6 +103,14 @@ def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
     return cfg
 
 
+def check_eval_config(cfg: Config, n_synthetic: int) -> None:
+    """Evaluation settings that depend on the synthetic set's size (checked before long work)."""
+    if "knn" in cfg.baselines and cfg.knn_k > n_synthetic:
+        raise ConfigError(
+            f"knn_k={cfg.knn_k} exceeds the {n_synthetic} synthetic examples of the reference set"
+        )
+
+
 def tensorboard_writer(run_dir: Path):
     """A ``SummaryWriter`` on ``run_dir/tensorboard`` (imported only here: an optional extra)."""
     try:
@@ -147,7 +156,7 @@ def distill(
         DivergenceError: the outer loss became NaN/inf; the last good checkpoint is kept.
     """
     from softdistill import io
-    from softdistill.data import load as load_data
+    from softdistill.data import load_config
     from softdistill.distillation import distill as distill_loop
     from softdistill.evaluation import evaluate_config
     from softdistill.models import build
@@ -171,12 +180,13 @@ def distill(
     writer = tensorboard_writer(out) if cfg.tensorboard else None
     try:
         log.info("loading dataset %s", cfg.dataset)
-        data = load_data(cfg.dataset, cfg.data_dir)
+        data = load_config(cfg)
         try:
             model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
+        check_eval_config(cfg, cfg.n_batches * per_batch)
         io.save_json(out / io.CONFIG, cfg.to_dict())
         log.info(
             "distilling %s into %d batch(es) of %d examples, T = %d, on %s; run folder %s",
@@ -212,6 +222,7 @@ def distill(
         "dataset": data.name,
         "classes": data.class_names,
         "modality": data.modality,
+        **({"embeddings": data.extra.get("embeddings")} if data.modality == "text" else {}),
         "mean": list(data.mean),
         "std": list(data.std),
         "arch": cfg.arch,
@@ -222,6 +233,10 @@ def distill(
     io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
     if result.nets is not None:
         io.save_params(out / io.INIT, result.nets)
+    if data.modality == "text":
+        from softdistill.text import save_text_report
+
+        save_text_report(out, result.syn, data)
     if data.modality == "image":
         save_synthetic_grid(
             result.syn.x_syn,
@@ -233,7 +248,7 @@ def distill(
         )
     if evaluate:
         log.info("evaluating")
-        ev = evaluate_config(cfg, data, model, result.syn, result.nets, device)
+        ev = evaluate_config(cfg, data, model, result.syn, result.nets, device, log.info)
         ev["protocol"].update(
             outer_steps=result.outer_steps,
             seconds=round(result.seconds, 2),
@@ -263,7 +278,7 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
             ``baselines=["random"]``, ``data_dir=...``, ``device="cuda"``.
     """
     from softdistill import io
-    from softdistill.data import load as load_data
+    from softdistill.data import load_config
     from softdistill.evaluation import evaluate_config
     from softdistill.models import build
 
@@ -273,9 +288,10 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
         Config.from_dict(run.config, source=str(run.path / io.CONFIG)), **overrides
     )
     device = resolve_device(cfg.device)
-    data = load_data(cfg.dataset, cfg.data_dir)
+    data = load_config(cfg)
     model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
-    ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device)
+    check_eval_config(cfg, run.syn.n_batches * run.syn.per_batch)
+    ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device, log.info)
     if run.eval and "protocol" in run.eval:  # keep the distillation timing of the run
         for k in ("outer_steps", "seconds", "seconds_per_step"):
             if k in run.eval["protocol"]:

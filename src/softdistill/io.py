@@ -5,6 +5,7 @@ Layout (see ARCHITECTURE.md)::
     config.json            resolved configuration, with a format version
     synthetic.safetensors  x_syn, label_params, raw_lrs (+ y_soft, lrs, and metadata)
     init.safetensors       the fixed initial weights theta_0 (nets: fixed)
+    embedding.safetensors  text runs: the frozen embedding table and its vocabulary
     metrics.jsonl          one JSON object per logged outer step
     eval.json              evaluation results
     checkpoints/last.pt    resumable state
@@ -42,6 +43,7 @@ __all__ = [
     "append_jsonl",
     "atomic_write",
     "load_checkpoint",
+    "load_embedding",
     "load_params",
     "load_run",
     "load_snapshots",
@@ -49,6 +51,7 @@ __all__ = [
     "prepare_run_dir",
     "read_json",
     "save_checkpoint",
+    "save_embedding",
     "save_json",
     "save_params",
     "save_snapshot",
@@ -60,6 +63,7 @@ FORMAT_VERSION = 1
 CONFIG = "config.json"
 SYNTHETIC = "synthetic.safetensors"
 INIT = "init.safetensors"
+EMBEDDING = "embedding.safetensors"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 CHECKPOINT = "checkpoints/last.pt"
@@ -137,7 +141,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool =
                 f"run folder {path} already exists; pass --overwrite to replace it or "
                 "--resume to continue it"
             )
-        for name in (CONFIG, SYNTHETIC, INIT, METRICS, EVAL):
+        for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, EVAL):
             (path / name).unlink(missing_ok=True)
         for name in ("checkpoints", "report", SNAPSHOTS, TENSORBOARD):
             shutil.rmtree(path / name, ignore_errors=True)
@@ -234,6 +238,32 @@ def load_params(path: str | Path, device=None) -> list[Params]:
         i, name = key.split("/", 1)
         nets[int(i[3:])][name] = v.to(device)
     return nets
+
+
+def save_embedding(
+    path: str | Path, table: torch.Tensor, vocab: list[str], meta: dict[str, Any] | None = None
+) -> Path:
+    """The frozen embedding table ``(len(vocab), dim)`` of a text run and its vocabulary (kept
+    in the run folder so that decoding synthetic sentences needs no dataset)."""
+    if table.shape[0] != len(vocab):
+        raise ValueError(f"table has {table.shape[0]} rows but the vocabulary {len(vocab)} words")
+    metadata = {
+        "vocab": json.dumps(list(vocab)),
+        **{k: json.dumps(v) for k, v in (meta or {}).items()},
+    }
+    tensors = {"table": table.detach().cpu().contiguous().float()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_embedding(path: str | Path) -> tuple[torch.Tensor, list[str], dict[str, Any]]:
+    """``(table, vocab, meta)`` written by :func:`save_embedding`."""
+    tensors, metadata = _read_safetensors(Path(path))
+    try:
+        vocab = json.loads(metadata["vocab"])
+    except (KeyError, json.JSONDecodeError):
+        raise RunDirError(f"{path} lacks its vocabulary (metadata 'vocab')") from None
+    meta = {k: json.loads(v) for k, v in metadata.items() if k != "vocab"}
+    return tensors["table"], vocab, meta
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:

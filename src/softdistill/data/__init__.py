@@ -15,7 +15,17 @@ from torch import Tensor
 
 from softdistill.utils import did_you_mean
 
-__all__ = ["DATASETS", "DataError", "Dataset", "Split", "load", "register", "resolve_data_dir"]
+__all__ = [
+    "DATASETS",
+    "MODALITIES",
+    "DataError",
+    "Dataset",
+    "Split",
+    "load",
+    "load_config",
+    "register",
+    "resolve_data_dir",
+]
 
 
 class DataError(RuntimeError):
@@ -27,7 +37,10 @@ class Split:
     """Inputs and integer labels of one split.
 
     Attributes:
-        x: ``(N, *sample_shape)`` float inputs, normalised.
+        x: ``(N, *sample_shape)`` float inputs, normalised. For large text datasets this may be
+            a :class:`softdistill.data.text.EmbeddedTokens` (token ids embedded on indexing),
+            which supports ``len``, ``shape``, ``dtype``, ``device``, ``to`` and first-axis
+            indexing (returning ordinary tensors).
         y: ``(N,)`` int64 class indices.
     """
 
@@ -78,16 +91,28 @@ class Dataset:
 
 Loader = Callable[..., Dataset]
 DATASETS: dict[str, Loader] = {}
+MODALITIES: dict[str, str] = {}  # registry name -> "image" or "text"
+TEXT_OPTIONS = ("maxlen", "ntoken", "embeddings")  # Config fields passed to text loaders
 
 
-def register(name: str) -> Callable[[Loader], Loader]:
-    """Register ``loader(data_dir: Path | None, **options) -> Dataset`` under ``name``."""
+def register(name: str, modality: str = "image") -> Callable[[Loader], Loader]:
+    """Register ``loader(data_dir: Path | None, **options) -> Dataset`` under ``name``.
+
+    A name ending in ``:`` registers a prefix (``tsv:`` serves ``tsv:PATH``). Text loaders
+    (``modality="text"``) take the options :data:`TEXT_OPTIONS`.
+    """
 
     def deco(fn: Loader) -> Loader:
         DATASETS[name] = fn
+        MODALITIES[name] = modality
         return fn
 
     return deco
+
+
+def _key(name: str) -> str:
+    prefix = name.split(":", 1)[0] + ":" if ":" in name else None
+    return prefix if prefix in DATASETS else name
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
@@ -99,13 +124,21 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
 
 def load(name: str, data_dir: str | os.PathLike | None = None, **options) -> Dataset:
     """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir``."""
-    prefix = name.split(":", 1)[0] + ":" if ":" in name else None
-    key = prefix if prefix in DATASETS else name
+    key = _key(name)
     if key not in DATASETS:
         raise ValueError(
             f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; known: {sorted(DATASETS)}"
         )
     return DATASETS[key](resolve_data_dir(data_dir), name=name, **options)
+
+
+def load_config(cfg) -> Dataset:
+    """The dataset of a run configuration; text loaders also get ``maxlen``, ``ntoken`` and
+    ``embeddings`` from it."""
+    options = {}
+    if MODALITIES.get(_key(cfg.dataset)) == "text":
+        options = {k: getattr(cfg, k) for k in TEXT_OPTIONS}
+    return load(cfg.dataset, cfg.data_dir, **options)
 
 
 def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
@@ -116,3 +149,4 @@ def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Ten
 
 
 from softdistill.data import images as _images  # noqa: E402,F401  (registers the loaders)
+from softdistill.data import text as _text  # noqa: E402,F401

@@ -16,6 +16,7 @@ from softdistill.models.alexcifarnet import AlexCifarNet
 from softdistill.models.convnet import ConvNet
 from softdistill.models.lenet import LeNet
 from softdistill.models.mlp import MLP
+from softdistill.models.text import TextConvNet, TextLSTM, TextRNN, TextTransformer
 from softdistill.typing import Params
 from softdistill.utils import did_you_mean
 
@@ -26,6 +27,10 @@ __all__ = [
     "ConvNet",
     "LeNet",
     "MLP",
+    "TextConvNet",
+    "TextLSTM",
+    "TextRNN",
+    "TextTransformer",
     "build",
     "init_params",
     "register",
@@ -81,6 +86,41 @@ def _mlp(sample_shape, n_classes, hidden=(128,)):
     if isinstance(hidden, int):
         hidden = (hidden,)
     return MLP(sample_shape, n_classes, hidden=tuple(hidden))
+
+
+def _text_shape(name: str, sample_shape: Sequence[int]) -> tuple[int, int]:
+    if len(sample_shape) != 2:
+        raise ValueError(
+            f"arch {name!r} takes sequences of word embeddings (maxlen, dim), got samples of "
+            f"shape {tuple(sample_shape)}; use a text dataset"
+        )
+    return tuple(sample_shape)  # type: ignore[return-value]
+
+
+@register("textconvnet")
+def _textconvnet(sample_shape, n_classes, widths=(3, 4, 5), maps=100):
+    maxlen, dim = _text_shape("textconvnet", sample_shape)
+    return TextConvNet(maxlen, dim, n_classes, widths=tuple(widths), maps=maps)
+
+
+@register("textlstm")
+def _textlstm(sample_shape, n_classes, hidden=100, layers=2):
+    maxlen, dim = _text_shape("textlstm", sample_shape)
+    return TextLSTM(maxlen, dim, n_classes, hidden=hidden, layers=layers)
+
+
+@register("textrnn")
+def _textrnn(sample_shape, n_classes, hidden=100, layers=2):
+    maxlen, dim = _text_shape("textrnn", sample_shape)
+    return TextRNN(maxlen, dim, n_classes, hidden=hidden, layers=layers)
+
+
+@register("texttransformer")
+def _texttransformer(sample_shape, n_classes, d_model=64, heads=4, layers=2, ff=128):
+    maxlen, dim = _text_shape("texttransformer", sample_shape)
+    return TextTransformer(
+        maxlen, dim, n_classes, d_model=d_model, heads=heads, layers=layers, ff=ff
+    )
 
 
 def build(arch: str, sample_shape: Sequence[int], n_classes: int, **arch_args) -> nn.Module:
