@@ -19,7 +19,7 @@ from softdistill.config import ConfigError
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Subcommand modules under softdistill.cli, in the order `--help` lists them.
-COMMANDS = ("distill", "evaluate")
+COMMANDS = ("distill", "evaluate", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:

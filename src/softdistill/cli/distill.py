@@ -27,6 +27,7 @@ RESUMABLE_CHANGES = {
     "checkpoint_every",
     "eval_every",
     "data_dir",
+    "download",
 }
 
 
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)
     log.info("loading dataset %s", cfg.dataset)
-    data = load(cfg.dataset, cfg.data_dir)
+    data = load(cfg.dataset, cfg.data_dir, download=cfg.download)
     try:
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     except ValueError as e:

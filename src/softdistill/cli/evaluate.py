@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     base = Config.from_dict(saved.config, source=str(run_dir / io.CONFIG))
     cfg = config_from_args(args, base=base)
     device = pick_device(cfg.device)
-    data = load(cfg.dataset, cfg.data_dir)
+    data = load(cfg.dataset, cfg.data_dir, download=cfg.download)
     model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     ev = evaluate_config(cfg, data, model, saved.syn, saved.init_params, device)
     if saved.eval and "protocol" in saved.eval:  # keep the distillation timing of the run
