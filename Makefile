@@ -5,13 +5,16 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check clean
+.PHONY: help venv demo test test-slow lint format check bench gpu-check reproduce gpu-reproduce datasets clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
 	@echo "make test       run the test suite (fast tests; slow ones: make test-slow)"
 	@echo "make check      lint + tests"
 	@echo "make bench      hypergradient time/memory table -> benchmarks/results/"
+	@echo "make datasets   list known datasets and which DATA=$(DATA) holds"
+	@echo "make reproduce  run paper presets (PRESETS='glob ...') -> benchmarks/results/reproduce.md (long)"
+	@echo "make gpu-reproduce OUT=DIR   CIFAR-10 AlexCifarNet preset on a GPU, ~3 min -> DIR"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -44,6 +47,21 @@ check: lint test
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/hypergrad_bench.py
+
+datasets: $(STAMP)
+	$(BIN)/softdistill datasets --data-dir $(DATA)
+
+# The papers' image rows from configs/<setting>.yaml; long (see the table's times). Examples:
+#   make reproduce PRESETS='mnist_lenet_fixed_5 mnist_lenet_fixed_10_hard'
+#   make reproduce PRESETS='mnist_*' REPRODUCE_ARGS=--reuse   (re-tabulate finished runs)
+PRESETS ?= mnist_lenet_fixed_10 mnist_lenet_fixed_10_hard mnist_lenet_fixed_5
+reproduce: $(STAMP)
+	$(BIN)/python benchmarks/reproduce.py $(PRESETS) --data-dir $(DATA) $(REPRODUCE_ARGS)
+
+# CIFAR-10 AlexCifarNet fixed init, 100 soft-label images, cut to ~110 s of distillation on a GPU.
+gpu-reproduce: $(STAMP)
+	@test -n "$(OUT)" || (echo "usage: make gpu-reproduce OUT=DIR"; exit 2)
+	$(BIN)/python benchmarks/gpu_reproduce.py $(OUT) --data-dir $(DATA) $(GPU_ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info
