@@ -92,23 +92,50 @@ def command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
     return cmd
 
 
+def evaluate_command(name: str, args: argparse.Namespace, out: Path) -> list[str]:
+    """Re-evaluate a finished run with the preset's evaluation settings (e.g. new baselines)."""
+    from softdistill.config import Config, read_config_file
+
+    preset = read_config_file(CONFIGS / f"{name}.yaml")
+    cfg = Config.from_dict(preset, source=name)
+    cmd = ["softdistill", "evaluate", str(out), "--quiet", "--baselines", *cfg.baselines]
+    if args.data_dir:
+        cmd += ["--data-dir", args.data_dir]
+    return cmd
+
+
+def _run(cmd: list[str]) -> tuple[int, float]:
+    exe = Path(sys.executable).with_name("softdistill")
+    print(f"[reproduce] {shlex.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(exe) if exe.exists() else cmd[0], *cmd[1:]], cwd=ROOT)
+    return proc.returncode, round(time.perf_counter() - t0, 1)
+
+
 def run_preset(name: str, args: argparse.Namespace) -> dict:
     out = Path(args.runs_dir) / name
     row: dict = {"setting": name, "run_dir": str(out)}
     cmd = command(name, args, out)
     row["command"] = shlex.join(cmd)
-    if not (args.reuse and (out / "eval.json").is_file()):
-        exe = Path(sys.executable).with_name("softdistill")
-        print(f"[reproduce] {row['command']}", flush=True)
-        t0 = time.perf_counter()
-        proc = subprocess.run([str(exe) if exe.exists() else cmd[0], *cmd[1:]], cwd=ROOT)
-        row["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        if proc.returncode != 0:
-            row["error"] = f"exit code {proc.returncode}"
+    finished = (out / "eval.json").is_file()
+    if not ((args.reuse or args.evaluate) and finished):
+        if args.evaluate:
+            row["error"] = f"no finished run in {out} to evaluate"
+            return row
+        code, row["wall_seconds"] = _run(cmd)
+        if code != 0:
+            row["error"] = f"exit code {code}"
             return row
         (out / "reproduce.json").write_text(json.dumps({"wall_seconds": row["wall_seconds"]}))
     elif (out / "reproduce.json").is_file():
         row["wall_seconds"] = json.loads((out / "reproduce.json").read_text())["wall_seconds"]
+    if args.evaluate:
+        ecmd = evaluate_command(name, args, out)
+        row["command"] += "\n    " + shlex.join(ecmd)
+        code, _ = _run(ecmd)
+        if code != 0:
+            row["error"] = f"evaluate: exit code {code}"
+            return row
     ev = json.loads((out / "eval.json").read_text())
     cfg = json.loads((out / "config.json").read_text())
     proto = ev.get("protocol", {})
@@ -199,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-dir", default="runs/reproduce", help="where the run folders go")
     p.add_argument("--results", default="benchmarks/results/reproduce", help="table path stem")
     p.add_argument("--reuse", action="store_true", help="tabulate finished runs, don't rerun")
+    p.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="re-evaluate finished runs with the preset's evaluation settings (softdistill "
+        "evaluate RUN --baselines ...), then tabulate",
+    )
     p.add_argument(
         "--set",
         action="append",
