@@ -242,7 +242,10 @@ class ImageSet:
             return tv[1](data_dir), str(data_dir / tv[0])
         hint = " or pass --download (needs torchvision)" if tv else ""
         if not data_dir.is_dir():
-            raise DataError(f"data directory not found: {data_dir} (dataset {self.name!r})")
+            raise DataError(
+                f"data directory not found: {data_dir} (dataset {self.name!r}: "
+                f"{self.expected(None)})"
+            )
         raise DataError(f"dataset {self.name!r} not found: {self.expected(data_dir)}{hint}")
 
 
