@@ -8,6 +8,7 @@ import io
 import json
 import pickle
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -144,6 +145,34 @@ def test_torchvision_mnist_layout_and_mnist_rgb(tmp_path):
     want = np.asarray(Image.fromarray(x[4].astype(np.uint8)).resize((32, 32), Image.BICUBIC))
     got = rgb.train.x[4, 1] * 0.3081 + 0.1307
     assert np.allclose(got.numpy(), want / 255.0, atol=1e-5)
+
+
+def test_download_goes_through_torchvision_into_the_data_dir(tmp_path, monkeypatch):
+    """A stand-in torchvision writes MNIST's raw files as the real one does; no network."""
+    import types
+
+    calls = []
+
+    class MNIST:
+        def __init__(self, root, train=True, download=False):
+            calls.append((root, train, download))
+            raw = Path(root) / "MNIST" / "raw"
+            raw.mkdir(parents=True, exist_ok=True)
+            prefix = "train" if train else "t10k"
+            _idx(raw / f"{prefix}-images-idx3-ubyte", np.full((4, 28, 28), 9))
+            _idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(4))
+
+    fake = types.ModuleType("torchvision")
+    fake.datasets = types.SimpleNamespace(MNIST=MNIST)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", fake.datasets)
+    with pytest.raises(DataError, match="--download"):
+        load("mnist", tmp_path / "data")  # not asked to download: a clear error
+    d = load("mnist", tmp_path / "data", download=True)
+    assert calls == [(str(tmp_path / "data"), True, True), (str(tmp_path / "data"), False, True)]
+    assert d.train.x.shape == (4, 1, 28, 28) and d.extra["source"].endswith("MNIST/raw")
+    load("mnist", tmp_path / "data", download=True)  # present now: no second download
+    assert len(calls) == 2
 
 
 def test_torchvision_cifar_batches(tmp_path):

@@ -244,7 +244,7 @@ class ImageSet:
         if not data_dir.is_dir():
             raise DataError(
                 f"data directory not found: {data_dir} (dataset {self.name!r}: "
-                f"{self.expected(None)})"
+                f"{self.expected(None)}){hint}"
             )
         raise DataError(f"dataset {self.name!r} not found: {self.expected(data_dir)}{hint}")
 
