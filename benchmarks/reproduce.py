@@ -143,6 +143,7 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
         distilled=ev["distilled"],
         baselines=ev.get("baselines", {}),
         outer_steps=proto.get("outer_steps"),
+        preset_outer_steps=_preset_steps(name),
         distill_seconds=proto.get("seconds"),
         seconds_per_step=proto.get("seconds_per_step"),
         n_images=None,
@@ -159,6 +160,12 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
     if curve := _curve(out / "metrics.jsonl"):
         row["curve"] = curve
     return row
+
+
+def _preset_steps(name: str) -> int | None:
+    from softdistill.config import read_config_file
+
+    return read_config_file(CONFIGS / f"{name}.yaml").get("outer_steps")
 
 
 def _curve(path: Path) -> list[tuple[int, float]]:
@@ -190,7 +197,10 @@ def markdown(rows: list[dict], args: argparse.Namespace) -> str:
             cells.append(pct(r["distilled"]))
             cells += [pct(r["baselines"].get(b)) for b in names]
             sps = r.get("seconds_per_step")
-            cells += [str(r.get("outer_steps") or "—"), hms(r.get("wall_seconds")), f"{sps:.3f}"]
+            steps = str(r.get("outer_steps") or "—")
+            if r.get("outer_steps") and r["outer_steps"] < (r.get("preset_outer_steps") or 0):
+                steps += f" of {r['preset_outer_steps']} (budget)"
+            cells += [steps, hms(r.get("wall_seconds")), f"{sps:.3f}" if sps else "—"]
         lines.append("| " + " | ".join(cells) + " |")
     import torch
 
