@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 
-.PHONY: help venv demo test test-slow lint format check bench gpu-check reproduce gpu-reproduce datasets clean
+.PHONY: help venv demo test test-slow lint format check bench protocol-table gpu-check reproduce gpu-reproduce datasets clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -15,6 +15,7 @@ help:
 	@echo "make datasets   list known datasets and which DATA=$(DATA) holds"
 	@echo "make reproduce  run paper presets (PRESETS='glob ...') -> benchmarks/results/reproduce.md (long)"
 	@echo "make gpu-reproduce OUT=DIR   CIFAR-10 AlexCifarNet preset on a GPU, ~3 min -> DIR"
+	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -63,6 +64,14 @@ reproduce: $(STAMP)
 gpu-reproduce: $(STAMP)
 	@test -n "$(OUT)" || (echo "usage: make gpu-reproduce OUT=DIR"; exit 2)
 	$(BIN)/python benchmarks/gpu_reproduce.py $(OUT) --data-dir $(DATA) $(GPU_ARGS)
+
+# Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
+# default; meant for a GPU, not yet timed there). PROTOCOL_OUT=folder, ARGS=extra flags of
+# benchmarks/protocol_table.py (e.g. ARGS="--device cpu --outer-steps 300").
+PROTOCOL_OUT ?= benchmarks/results/protocol
+protocol-table: $(STAMP)
+	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \
+	  --config configs/mnist_lenet_fixed_10.yaml --outer-steps 3000 --decay-every 1000 $(ARGS)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info
