@@ -69,6 +69,7 @@ class Config:
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
     decay_factor: float = 0.5
     hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference)
+    ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
 
     # --- evaluation
     test_n_nets: int = 10  # fresh random nets for evaluation when nets=random
@@ -238,6 +239,8 @@ class Config:
             raise ConfigError(
                 f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"
             )
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:

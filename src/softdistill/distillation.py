@@ -7,6 +7,7 @@ Per outer step: draw a real batch (indexing tensors already in memory), take the
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -215,6 +216,10 @@ def distill(
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
     source = NetSource(model, cfg, device=device, dtype=dtype)
     leaves = [p for p in syn.parameters() if p.requires_grad]
+    # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
+    # returned instead of the last iterate when ema_decay > 0.
+    syn_ema = copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None
+    result_syn = syn_ema if syn_ema is not None else syn  # what is evaluated and returned
     opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -233,6 +238,8 @@ def distill(
         batches.load_state_dict(state["batches"])
         source.load_state_dict(state["nets"])
         torch.set_rng_state(state["torch_rng"])
+        if syn_ema is not None:
+            syn_ema.load_state_dict(state["syn_ema"])
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
         io.remove_snapshots_after(run_dir, start)
@@ -257,6 +264,8 @@ def distill(
             "nets": source.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
+        if syn_ema is not None:
+            state["syn_ema"] = syn_ema.state_dict()
         io.save_checkpoint(ckpt_path, state)
 
     if start == 0:
@@ -284,6 +293,11 @@ def distill(
         opt.step()
         sched.step()
         step = outer_step + 1
+        if syn_ema is not None:
+            # warm-up so early steps are not dominated by the initial values
+            decay = min(cfg.ema_decay, step / (step + 10))
+            with torch.no_grad():
+                torch._foreach_lerp_(list(syn_ema.parameters()), list(syn.parameters()), 1 - decay)
         info = {"loss": loss_value}
         last = step == cfg.outer_steps
         want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
@@ -301,7 +315,7 @@ def distill(
                 "seconds": time.perf_counter() - t0,
             }
             if want_eval:
-                acc = evaluate_synthetic(model, watch, syn, test).mean
+                acc = evaluate_synthetic(model, watch, result_syn, test).mean
                 record["test_acc"] = info["test_acc"] = acc
             if metrics_path is not None:
                 io.append_jsonl(metrics_path, record)
@@ -314,7 +328,7 @@ def distill(
         if progress is not None:
             progress(step, info)
     seconds = time.perf_counter() - t0
-    return DistillResult(syn, source.fixed, cfg.outer_steps, seconds, loss_value)
+    return DistillResult(result_syn, source.fixed, cfg.outer_steps, seconds, loss_value)
 
 
 def _truncate_metrics(path: Path | None, step: int) -> None:
