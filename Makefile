@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata clean
+.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -15,6 +15,9 @@ help:
 	@echo "make bench      hypergradient time/memory, nets loop vs vmap, memory vs T -> benchmarks/results/"
 	@echo "                (about 1.5 h single-threaded; BENCH_FLAGS=--quick for a smoke run)"
 	@echo "make gpu-bench OUT=DIR   one GPU script (< 3 min on an H100): speed and memory tables -> DIR"
+	@echo "make datasets   list known datasets and which DATA=$(DATA) holds"
+	@echo "make reproduce  run paper presets (PRESETS='glob ...') -> benchmarks/results/reproduce.md (long)"
+	@echo "make gpu-reproduce OUT=DIR   CIFAR-10 AlexCifarNet preset on a GPU, ~3 min -> DIR"
 	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
 	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
 	@echo "make gpu-text OUT=DIR  all text rows on one CUDA GPU in parallel (~3 min on an H100) -> DIR"
@@ -68,6 +71,21 @@ GPU_PYTHON ?= python3
 OUT ?= benchmarks/results/gpu
 gpu-bench:
 	$(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
+
+datasets: $(STAMP)
+	$(BIN)/softdistill datasets --data-dir $(DATA)
+
+# The papers' image rows from configs/<setting>.yaml; long (see the table's times). Examples:
+#   make reproduce PRESETS='mnist_lenet_fixed_5 mnist_lenet_fixed_10_hard'
+#   make reproduce PRESETS='mnist_*' REPRODUCE_ARGS=--reuse   (re-tabulate finished runs)
+PRESETS ?= mnist_lenet_fixed_10 mnist_lenet_fixed_10_hard mnist_lenet_fixed_5
+reproduce: $(STAMP)
+	$(BIN)/python benchmarks/reproduce.py $(PRESETS) --data-dir $(DATA) $(REPRODUCE_ARGS)
+
+# CIFAR-10 AlexCifarNet fixed init, 100 soft-label images, cut to ~110 s of distillation on a GPU.
+gpu-reproduce: $(STAMP)
+	@test -n "$(OUT)" || (echo "usage: make gpu-reproduce OUT=DIR"; exit 2)
+	$(BIN)/python benchmarks/gpu_reproduce.py $(OUT) --data-dir $(DATA) $(GPU_ARGS)
 
 # Baselines + from-scratch cross-architecture table for one setting (MNIST LeNet, 10 images by
 # default; meant for a GPU, not yet timed there). PROTOCOL_OUT=folder, ARGS=extra flags of

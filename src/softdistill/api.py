@@ -44,6 +44,7 @@ RESUMABLE_CHANGES = {
     "keep_every",  # recomputes the very same weights: the result does not change
     "tensorboard",
     "data_dir",
+    "download",
 }
 
 ConfigLike = Config | Mapping[str, Any] | str | Path | None

@@ -39,8 +39,9 @@ class Config:
     """Everything a ``softdistill distill`` run depends on (saved as ``config.json``)."""
 
     # --- data
-    dataset: str = "digits"  # registry name, e.g. digits, mnist, fashion_mnist
+    dataset: str = "digits"  # registry name (softdistill datasets lists them) or folder:PATH
     data_dir: str | None = None  # folder with dataset files; default $SOFTDISTILL_DATA
+    download: bool = False  # fetch a missing dataset into data_dir with torchvision (optional)
     # text datasets only (trec6, sst5, imdb, tsv:PATH, ...):
     maxlen: int | None = None  # tokens per text (padded/truncated); default per dataset
     ntoken: int = 5000  # vocabulary: this many most frequent training words + <pad>, <unk>

@@ -20,7 +20,7 @@ from softdistill.config import ConfigError
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Subcommand modules under softdistill.cli, in the order `--help` lists them.
-COMMANDS = ("distill", "evaluate", "report", "export", "show")
+COMMANDS = ("distill", "evaluate", "report", "export", "show", "datasets")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -17,12 +17,16 @@ from softdistill.utils import did_you_mean
 
 __all__ = [
     "DATASETS",
+    "INFO",
     "MODALITIES",
     "DataError",
     "Dataset",
+    "DatasetInfo",
     "Split",
+    "cache_dir",
     "load",
     "load_config",
+    "locate",
     "register",
     "resolve_data_dir",
 ]
@@ -95,16 +99,43 @@ MODALITIES: dict[str, str] = {}  # registry name -> "image" or "text"
 TEXT_OPTIONS = ("maxlen", "ntoken", "embeddings")  # Config fields passed to text loaders
 
 
-def register(name: str, modality: str = "image") -> Callable[[Loader], Loader]:
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``softdistill datasets`` shows about a registered dataset.
+
+    Attributes:
+        summary: one line, e.g. ``"MNIST digits, 1x28x28, 10 classes"``.
+        sources: files or folders (relative to the data dir) any one of which makes the dataset
+            available, in the order the loader tries them.
+        builtin: needs no data dir (e.g. shipped with a dependency).
+        downloadable: ``--download`` can fetch it (through torchvision).
+    """
+
+    summary: str
+    sources: tuple[str, ...] = ()
+    builtin: bool = False
+    downloadable: bool = False
+
+
+INFO: dict[str, DatasetInfo] = {}
+
+
+def register(
+    name: str, info: DatasetInfo | None = None, modality: str = "image"
+) -> Callable[[Loader], Loader]:
     """Register ``loader(data_dir: Path | None, **options) -> Dataset`` under ``name``.
 
-    A name ending in ``:`` registers a prefix (``tsv:`` serves ``tsv:PATH``). Text loaders
-    (``modality="text"``) take the options :data:`TEXT_OPTIONS`.
+    A name ending in ``:`` registers a prefix (``folder:`` serves ``folder:PATH``, ``tsv:``
+    serves ``tsv:PATH``). ``info`` feeds ``softdistill datasets``. A loader that accepts
+    ``download=True`` can fetch its files. Text loaders (``modality="text"``) take the options
+    :data:`TEXT_OPTIONS`.
     """
 
     def deco(fn: Loader) -> Loader:
         DATASETS[name] = fn
         MODALITIES[name] = modality
+        if info is not None:
+            INFO[name] = info
         return fn
 
     return deco
@@ -122,23 +153,62 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     return Path(data_dir).expanduser() if data_dir is not None else None
 
 
-def load(name: str, data_dir: str | os.PathLike | None = None, **options) -> Dataset:
-    """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir``."""
+def cache_dir() -> Path:
+    """Where decoded arrays are cached: ``$SOFTDISTILL_CACHE``, else
+    ``$XDG_CACHE_HOME/softdistill``, else ``~/.cache/softdistill`` (never inside the repo)."""
+    if os.environ.get("SOFTDISTILL_CACHE"):
+        return Path(os.environ["SOFTDISTILL_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "softdistill"
+
+
+def locate(name: str, data_dir: str | os.PathLike | None) -> str | None:
+    """The first of dataset ``name``'s sources present in ``data_dir``, or None."""
+    info = INFO.get(name)
+    data_dir = resolve_data_dir(data_dir)
+    if info is None or data_dir is None:
+        return None
+    return next((s for s in info.sources if (data_dir / s).exists()), None)
+
+
+def load(
+    name: str, data_dir: str | os.PathLike | None = None, *, download: bool = False, **options
+) -> Dataset:
+    """Load dataset ``name`` (see :data:`DATASETS`) from ``data_dir``.
+
+    Args:
+        name: a registry name, or ``folder:PATH`` for an image-folder tree.
+        data_dir: folder with the dataset files; default ``$SOFTDISTILL_DATA``.
+        download: fetch missing files into ``data_dir`` (torchvision datasets only).
+        options: passed to the loader.
+
+    Raises:
+        ValueError: unknown name.
+        DataError: missing or malformed files (the message names the path and what was
+            expected), or a download that cannot be done.
+    """
     key = _key(name)
     if key not in DATASETS:
         raise ValueError(
             f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; known: {sorted(DATASETS)}"
         )
+    if download:
+        if not (key in INFO and INFO[key].downloadable):
+            raise DataError(
+                f"dataset {name!r} cannot be downloaded; downloadable: "
+                f"{sorted(k for k, v in INFO.items() if v.downloadable)}"
+            )
+        options["download"] = True
     return DATASETS[key](resolve_data_dir(data_dir), name=name, **options)
 
 
 def load_config(cfg) -> Dataset:
-    """The dataset of a run configuration; text loaders also get ``maxlen``, ``ntoken`` and
-    ``embeddings`` from it."""
+    """The dataset of a run configuration (with its ``download`` flag); text loaders also get
+    ``maxlen``, ``ntoken`` and ``embeddings`` from it."""
     options = {}
     if MODALITIES.get(_key(cfg.dataset)) == "text":
         options = {k: getattr(cfg, k) for k in TEXT_OPTIONS}
-    return load(cfg.dataset, cfg.data_dir, **options)
+    return load(cfg.dataset, cfg.data_dir, download=cfg.download, **options)
 
 
 def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
@@ -148,5 +218,7 @@ def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Ten
     return (x - m) / s
 
 
-from softdistill.data import images as _images  # noqa: E402,F401  (registers the loaders)
+# Registers the loaders (imported last: they use the names above).
+from softdistill.data import folder as _folder  # noqa: E402,F401
+from softdistill.data import images as _images  # noqa: E402,F401
 from softdistill.data import text as _text  # noqa: E402,F401

@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from softdistill.data import DataError, Dataset, Split, register
+from softdistill.data import DataError, Dataset, DatasetInfo, Split, register
 
 __all__ = [
     "DEFAULT_MAXLEN",
@@ -800,11 +800,26 @@ def _builtin(name: str):
     return loader
 
 
+_SUMMARIES = {
+    "trec6": "TREC questions, coarse types, 6 classes",
+    "trec50": "TREC questions, fine types, 50 classes",
+    "sst5": "Stanford Sentiment Treebank sentences, 5 classes",
+    "imdb": "IMDB movie reviews, 2 classes",
+    "ag_news": "AG News headlines and leads, 4 classes",
+}
 for _name in TEXT_DATASETS:
-    register(_name, modality="text")(_builtin(_name))
+    _info = DatasetInfo(
+        f"{_SUMMARIES[_name]} (text)",
+        sources=(f"text/{_name}/train.tsv", f"text/{_name}/train.tsv.gz"),
+    )
+    register(_name, _info, modality="text")(_builtin(_name))
 
 
-@register("tsv:", modality="text")
+@register(
+    "tsv:",
+    DatasetInfo("your own texts: PATH/train.tsv + PATH/test.tsv, label<TAB>text per line"),
+    modality="text",
+)
 def load_tsv(
     data_dir: Path | None = None,
     *,
@@ -834,7 +849,11 @@ def load_tsv(
     )
 
 
-@register("hfds:", modality="text")
+@register(
+    "hfds:",
+    DatasetInfo("a Hugging Face dataset (optional `datasets` library; it may download)"),
+    modality="text",
+)
 def load_hf_datasets(
     data_dir: Path | None = None,
     *,

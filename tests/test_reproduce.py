@@ -1,0 +1,110 @@
+"""The presets in configs/ and the reproduction scripts under benchmarks/."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from softdistill.config import Config, read_config_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+reproduce = _module("reproduce")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_preset_is_a_valid_config(path):
+    cfg = Config.from_dict(read_config_file(path), source=str(path)).validate()
+    name = path.stem
+    if name == "demo_digits":
+        return
+    # the file name states the setting: dataset_arch_nets_images[_hard]
+    dataset, arch, nets, images, *hard = name.replace("fashion_mnist", "fashionmnist").split("_")
+    assert (cfg.arch, cfg.nets) == (arch, nets)
+    classes = len(cfg.init_labels) if cfg.init_labels else 10
+    assert classes * cfg.per_class * cfg.n_batches == int(images)
+    assert cfg.learn_labels == (hard != ["hard"])
+    assert f"configs/{name}.yaml" in path.read_text()  # the documented command names itself
+
+
+def test_paper_init_labels():
+    want = {5: [0, 1, 2, 3, 4], 3: [0, 3, 7], 2: [3, 7], 1: [7]}
+    for n, labels in want.items():
+        for suffix in ("", "_hard"):
+            path = ROOT / "configs" / f"mnist_lenet_fixed_{n}{suffix}.yaml"
+            assert read_config_file(path)["init_labels"] == labels, path
+
+
+def _fake_run(folder: Path, acc: float):
+    folder.mkdir(parents=True)
+    ev = {
+        "distilled": {"mean": acc, "std": 0.0, "per_net": [acc]},
+        "baselines": {
+            "random": {"mean": 0.5, "std": 0.01, "per_net": [0.49, 0.51]},
+            "kmeans": {"mean": 0.6, "std": 0.0, "per_net": [0.6]},
+        },
+        "protocol": {"outer_steps": 100, "seconds": 50.0, "seconds_per_step": 0.5},
+    }
+    (folder / "eval.json").write_text(json.dumps(ev))
+    cfg = {"per_class": 1, "n_batches": 1, "init_labels": [0, 1, 2, 3, 4], "nets": "fixed"}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    lines = [
+        {"step": 50, "loss": 1.0, "test_acc": 0.7},
+        {"step": 100, "loss": 0.5, "test_acc": acc},
+    ]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(m) + "\n" for m in lines))
+    (folder / "reproduce.json").write_text(json.dumps({"wall_seconds": 3725.0}))
+
+
+def test_reproduce_tabulates_finished_runs(tmp_path, capsys):
+    _fake_run(tmp_path / "runs" / "mnist_lenet_fixed_5", 0.9234)
+    argv = ["mnist_lenet_fixed_5", "--reuse", "--runs-dir", str(tmp_path / "runs")]
+    assert reproduce.main([*argv, "--results", str(tmp_path / "table")]) == 0
+    md = (tmp_path / "table.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| `mnist_lenet_fixed_5`"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:4] == ["5", "≈92 (Sucholutsky & Schonlau)", "92.34 ± 0.00 (1)"]
+    assert cells[4:6] == ["50.00 ± 1.00 (2)", "60.00 ± 0.00 (1)"]  # random, kmeans columns
+    assert cells[6:] == ["100 of 15000 (budget)", "1h02m", "0.500"]  # a truncated run says so
+    assert "configs/mnist_lenet_fixed_5.yaml" in md and "100: 92.3" in md
+    rows = json.loads((tmp_path / "table.json").read_text())
+    assert rows[0]["n_images"] == 5 and rows[0]["curve"] == [[50, 0.7], [100, 0.9234]]
+
+
+def test_reproduce_selects_by_glob_and_rejects_unknown():
+    assert "mnist_lenet_fixed_1_hard" in reproduce.select(["mnist_lenet_fixed_*"])
+    assert reproduce.select(["configs/mnist_lenet_fixed_5.yaml"]) == ["mnist_lenet_fixed_5"]
+    assert "demo_digits" not in reproduce.select([])
+    with pytest.raises(SystemExit, match="no preset matches 'nope'"):
+        reproduce.select(["nope"])
+
+
+@pytest.mark.slow
+def test_gpu_reproduce_runs_on_cpu_with_tiny_settings(tmp_path, monkeypatch):
+    """The GPU script end to end on a tiny fake CIFAR-10 (minutes on a busy CPU)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (60, 32, 32, 3)).astype(np.uint8)
+    y = np.arange(60) % 10
+    np.savez(tmp_path / "cifar10.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    monkeypatch.setenv("SOFTDISTILL_CACHE", str(tmp_path / "cache"))
+    gpu = _module("gpu_reproduce")
+    tiny = ["batch_size=16", "n_batches=1", "n_epochs=1", "baseline_lrs=0.01"]
+    argv = [str(tmp_path / "out"), "--device", "cpu", "--budget", "1", "--probe-steps", "2"]
+    argv += ["--data-dir", str(tmp_path), "--baselines", "random"]
+    assert gpu.main(argv + [a for kv in tiny for a in ("--set", kv)]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["outer_steps"] == 2 and len(summary["curve"]) == 2
+    assert 0 <= summary["distilled"]["mean"] <= 1
+    assert (tmp_path / "out" / "cifar10_alexcifarnet_fixed_100" / "eval.json").is_file()
