@@ -1,4 +1,9 @@
-"""``softdistill distill``: learn a synthetic set, save the run folder, evaluate it."""
+"""``softdistill distill``: learn a synthetic set, save the run folder, evaluate it.
+
+Under ``torchrun --nproc-per-node N -m softdistill distill ...`` every process runs this command;
+they share the inner nets and average hypergradients (see :mod:`softdistill.distributed`), and
+rank 0 alone writes the run folder and evaluates.
+"""
 
 from __future__ import annotations
 
@@ -65,28 +70,42 @@ def _resumed_config(args: argparse.Namespace, out: Path) -> Config:
 
 
 def run(args: argparse.Namespace) -> int:
+    from softdistill import distributed
+
+    cfg = _config(args)
+    with distributed.process_group(pick_device(cfg.device)) as device:
+        return _run(args, cfg, device)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    out = Path(args.out) if args.out else None
+    if args.resume:
+        if out is None:
+            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
+        return _resumed_config(args, out)
+    return config_from_args(args)
+
+
+def _run(args: argparse.Namespace, cfg: Config, device) -> int:
     import torch
 
-    from softdistill import io
+    from softdistill import distributed, io
     from softdistill.data import load
     from softdistill.distill import distill
     from softdistill.evaluate import evaluate_config
     from softdistill.models import build
     from softdistill.report import save_synthetic_grid
 
+    rank, world_size = distributed.rank_world()
+    main = rank == 0
+    distributed.check_same_config(cfg.to_dict())
     out = Path(args.out) if args.out else None
-    if args.resume:
-        if out is None:
-            raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
-        cfg = _resumed_config(args, out)
-    else:
-        cfg = config_from_args(args)
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{cfg.dataset.replace(':', '_')}_{cfg.arch}_{stamp}"
     # Fail before the long work: folder exists / unwritable / disk full.
-    io.prepare_run_dir(out, overwrite=args.overwrite, resume=args.resume)
-    device = pick_device(cfg.device)
+    if main:
+        io.prepare_run_dir(out, overwrite=args.overwrite, resume=args.resume)
     torch.manual_seed(cfg.seed)
     log.info("loading dataset %s", cfg.dataset)
     data = load(cfg.dataset, cfg.data_dir)
@@ -94,25 +113,29 @@ def run(args: argparse.Namespace) -> int:
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    io.save_json(out / io.CONFIG, cfg.to_dict())
+    if main:
+        io.save_json(out / io.CONFIG, cfg.to_dict())
     per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
     log.info(
-        "distilling %s into %d batch(es) of %d examples, T = %d, on %s; run folder %s",
+        "distilling %s into %d batch(es) of %d examples, T = %d, on %s%s; run folder %s",
         cfg.dataset,
         cfg.n_batches,
         per_batch,
         cfg.n_steps,
         device,
+        f" and {world_size - 1} more process(es)" if world_size > 1 else "",
         out,
     )
     start = int(io.load_checkpoint(out / io.CHECKPOINT)["step"]) if args.resume else 0
-    progress = Progress(cfg.outer_steps, start, enabled=not args.quiet)
+    progress = Progress(cfg.outer_steps, start, enabled=not args.quiet and main)
     try:
         result = distill(
             cfg, data, model, device=device, run_dir=out, resume=args.resume, progress=progress
         )
     finally:
         progress.close()
+    if not main:
+        return 0
     meta = {
         "dataset": data.name,
         "classes": data.class_names,
