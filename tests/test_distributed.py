@@ -70,3 +70,16 @@ def test_torchrun_cli_matches_one_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     _same_synthetic(tmp_path / "one", tmp_path / "two")
     assert proc.stdout.count("outer steps in") == 1  # only rank 0 reports
+    # `softdistill train` under torchrun: rank r trains nets r, r+2, ...; the same pool as 1 process
+    args = ["--dataset", "digits", "--arch", "mlp", "--arch_args", "hidden=[8]", "--n_nets", "3"]
+    args += ["--epochs", "1", "--batch_size", "256", "--quiet"]
+    assert main(["train", *args, "--out", str(tmp_path / "pool1")]) == 0
+    cmd = cmd[: cmd.index("softdistill") + 1] + ["train", *args, "--out", str(tmp_path / "pool2")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m1 = json.loads((tmp_path / "pool1/manifest.json").read_text())
+    m2 = json.loads((tmp_path / "pool2/manifest.json").read_text())
+    assert [n["test_acc"] for n in m2["nets"]] == [n["test_acc"] for n in m1["nets"]]
+    for i in range(3):
+        w1, w2 = (load_file(tmp_path / p / f"net_{i:04d}.safetensors") for p in ("pool1", "pool2"))
+        assert all(torch.equal(w1[k], w2[k]) for k in w1)

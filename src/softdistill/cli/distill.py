@@ -32,6 +32,7 @@ RESUMABLE_CHANGES = {
     "checkpoint_every",
     "eval_every",
     "data_dir",
+    "test_pool",
 }
 
 
