@@ -5,7 +5,8 @@
 #
 #   benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]        # writes OUT_DIR/pools, OUT_DIR/runs,
 #                                                      # OUT_DIR/pretrained.md, OUT_DIR/log.txt
-# Smaller smoke settings (e.g. on CPU): N_TRAIN=2 N_TEST=1 EPOCHS=1 DEVICE=cpu POOLS_ONLY=1 ...
+# Smoke settings (e.g. on CPU): N_TRAIN=2 N_TEST=1 EPOCHS=1 DEVICE=cpu \
+#     EXPERIMENT_ARGS="--set outer_steps=2 --set batch_size=64" benchmarks/gpu_pools.sh /tmp/x
 set -euo pipefail
 OUT=${1:?usage: benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]}
 DATA=${2:-${SOFTDISTILL_DATA:-../shared/data}}
@@ -29,6 +30,6 @@ echo "pools trained in $(( $(date +%s) - start )) s"
 if [ "${POOLS_ONLY:-0}" != 1 ]; then
     "$PY" "$(dirname "$0")/pretrained.py" --data-dir "$DATA" --device "$DEVICE" \
         --train-pool "$OUT/pools/mnist_lenet_train" --test-pool "$OUT/pools/mnist_lenet_test" \
-        --runs "$OUT/runs" --table "$OUT/pretrained.md"
+        --runs "$OUT/runs" --table "$OUT/pretrained.md" ${EXPERIMENT_ARGS:-}
     echo "pools and experiments done in $(( $(date +%s) - start )) s"
 fi

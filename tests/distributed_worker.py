@@ -7,31 +7,43 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from softdistill.cli import main
+from helpers import blobs
 from softdistill.config import Config, ConfigError
+from softdistill.distill import distill
 from softdistill.distributed import check_same_config
+from softdistill.models import build
 
-TINY = ["--dataset", "digits", "--arch", "mlp", "--arch_args", "hidden=[16]", "--quiet"]
-TINY += ["--dtype", "float64", "--outer_steps", "3", "--batch_size", "32", "--log_every", "1"]
-TINY += ["--n_batches", "2", "--n_epochs", "2", "--init_lr", "0.1", "--lr", "0.05"]
-TINY += ["--baselines", "--test_n_nets", "2", "--n_nets", "4"]
+TINY = dict(
+    arch="mlp",
+    arch_args={"hidden": [16]},
+    dtype="float64",
+    outer_steps=3,
+    batch_size=32,
+    n_batches=2,
+    n_epochs=2,
+    init_lr=0.1,
+    lr=0.05,
+    n_nets=4,
+)
 
 
-def cases(pool: Path) -> dict[str, list[str]]:
+def cases(pool: Path) -> dict[str, Config]:
     """Runs over the same set of nets at any world size: 4 nets per step (2 per rank)."""
     return {
-        "fixed": ["--nets", "fixed"],
-        "random": ["--nets", "random"],
-        "pool": ["--nets", f"pool:{pool}", "--objective", "attack"],
+        "fixed": Config(**TINY, nets="fixed").validate(),
+        "random": Config(**TINY, nets="random").validate(),
+        "pool": Config(**TINY, nets=f"pool:{pool}", objective="attack").validate(),
     }
 
 
-def run_cases(pool: Path, out: Path) -> None:
-    """``softdistill distill`` for every case into ``out/<case>``."""
-    for name, args in cases(pool).items():
-        code = main(["distill", *TINY, *args, "--out", str(out / name)])
-        if code != 0:
-            raise RuntimeError(f"case {name} exited with {code}")
+def run_cases(pool: Path) -> dict[str, list[torch.Tensor]]:
+    """The synthetic set's tensors after ``distill`` of every case."""
+    data = blobs()
+    out = {}
+    for name, cfg in cases(pool).items():
+        model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+        out[name] = [p.detach().clone() for p in distill(cfg, data, model).syn.parameters()]
+    return out
 
 
 def worker(rank: int, world_size: int, init_file: str, pool: str, out: str) -> None:
@@ -47,8 +59,7 @@ def worker(rank: int, world_size: int, init_file: str, pool: str, out: str) -> N
         except ConfigError as e:
             mismatch = str(e)
         check_same_config({**Config().to_dict(), "device": f"cpu:{rank}"})  # a machine key
-        Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"mismatch{rank}.txt").write_text(mismatch)
-        run_cases(Path(pool), Path(out))
+        results = {"mismatch": mismatch, **run_cases(Path(pool))}
+        torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
