@@ -26,6 +26,7 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/softdistill distill --config configs/demo_digits.yaml --out runs/demo --overwrite
+	$(BIN)/softdistill report runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -9,6 +9,10 @@ import torch.nn.functional as F
 from helpers import TinyNet
 from softdistill.core import SyntheticSet, forward
 
+# Tests use tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
+# contention made tiny outer steps ~50x slower (0.5 s instead of 10 ms).
+torch.set_num_threads(1)
+
 
 @pytest.fixture
 def tiny64():

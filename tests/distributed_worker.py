@@ -9,7 +9,7 @@ import torch.distributed as dist
 
 from helpers import blobs
 from softdistill.config import Config, ConfigError
-from softdistill.distill import distill
+from softdistill.distillation import distill
 from softdistill.distributed import check_same_config
 from softdistill.models import build
 

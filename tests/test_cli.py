@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -112,6 +113,29 @@ def test_resume_continues_a_run(tmp_path):
         (["distill", "--dataset", "minst"], 2, "did you mean 'mnist'"),
         (["distill", "--config", "/nonexistent.yaml"], 2, "config file not found"),
         (["evaluate", "/nonexistent-run"], 1, "run folder not found"),
+        # unknown names: commands, options, option values
+        (["distil"], 2, "invalid choice: 'distil'.*did you mean 'distill'"),
+        (["distill", "--per_clsas", "2"], 2, "unknown option --per_clsas.*'--per_class'"),
+        (["distill", "--init", "xavierr"], 2, "unknown init 'xavierr'.*did you mean 'xavier'"),
+        (["distill", "--hypergrad", "revers"], 2, "did you mean 'reverse'"),
+        (["distill", "--baselines", "randm"], 2, "did you mean 'random'"),
+        # image sizes an architecture cannot take
+        (["distill", "--arch", "alexcifarnet"], 2, "32x32.*use arch 'convnet'"),
+        # init_labels out of range / of the wrong length
+        (
+            ["distill", "--n_label_classes", "3", "--init_labels", "0", "1"],
+            2,
+            r"init_labels \[0, 1\] has 2 entries but n_label_classes is 3",
+        ),
+        (["distill", "--init_labels", "1", "1"], 2, "repeats a class"),
+        # non-positive learning rates and counts
+        (["distill", "--lr", "0"], 2, "lr must be positive, got 0"),
+        (["distill", "--baseline_lrs", "-0.1"], 2, r"baseline_lrs must be positive.*-0.1"),
+        (["distill", "--outer_steps", "0"], 2, "outer_steps must be a positive integer, got 0"),
+        (["distill", "--n_batches", "-1"], 2, "n_batches must be a positive integer, got -1"),
+        (["distill", "--n_epochs", "0"], 2, "n_epochs must be a positive integer"),
+        (["distill", "--snapshot_every", "-1"], 2, "snapshot_every must be >= 0"),
+        (["report", "/nonexistent-run"], 1, "run folder not found"),
     ],
 )
 def test_errors_exit_codes_and_messages(tmp_path, capsys, argv, code, message):
@@ -140,4 +164,110 @@ def test_debug_shows_traceback(tmp_path):
 def test_help_lists_subcommands(capsys):
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    assert "distill" in out and "evaluate" in out
+    assert all(c in out for c in ("distill", "evaluate", "report", "export"))
+
+
+def test_config_flags_have_help_from_config_comments(capsys):
+    assert main(["distill", "--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "examples per label class per batch (default: 1)" in out
+    # a comment continued on the next line, and a field added by this issue
+    assert "or file:PATH (.npy/.pt/.txt) (default: onehot)" in out
+    assert "the report's animation); None: about 25 per run, 0: off (default: None)" in out
+
+
+def _run_cli(argv, capsys):
+    code = main([*argv, "--quiet"])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_unknown_config_file_key_suggests_nearest(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("per_clas: 2\n")
+    code, err = _run_cli(["distill", "--config", str(cfg), "--out", str(tmp_path / "r")], capsys)
+    assert code == 2 and "unknown key 'per_clas'" in err and "did you mean 'per_class'" in err
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"PK\x03\x04 cut short", "corrupt or truncated"),
+        (None, r"lacks arrays \['x_test', 'y_test'\]"),
+    ],
+)
+def test_corrupt_or_incomplete_data_file(tmp_path, capsys, content, message):
+    data = tmp_path / "data"
+    data.mkdir()
+    if content is None:  # a valid npz without the test split
+        import numpy as np
+
+        np.savez(data / "mnist.npz", x_train=np.zeros((2, 28, 28)), y_train=np.zeros(2))
+    else:
+        (data / "mnist.npz").write_bytes(content)
+    argv = ["distill", "--dataset", "mnist", "--data-dir", str(data), "--out", str(tmp_path / "r")]
+    code, err = _run_cli(argv, capsys)
+    assert code == 1 and re.search(message, err)
+    assert str(data / "mnist.npz") in err
+
+
+def test_disk_full_fails_before_the_long_work(tmp_path, capsys, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    out = tmp_path / "r"
+    code, err = _run_cli(["distill", "--out", str(out), *FAST], capsys)
+    assert code == 1 and "only 1.0 MiB free" in err and "need at least 50 MiB" in err
+    assert not (out / "config.json").exists() and not (out / "checkpoints").exists()
+
+
+def test_unwritable_output_fails_before_the_long_work(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    code, err = _run_cli(["distill", "--out", str(blocker / "run"), *FAST], capsys)
+    assert code == 1 and "cannot write to run folder" in err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_read_only_output_folder(tmp_path, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        code, err = _run_cli(["distill", "--out", str(ro / "run"), *FAST], capsys)
+    finally:
+        ro.chmod(0o700)
+    assert code == 1 and "cannot write to run folder" in err
+
+
+def test_nan_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys, monkeypatch):
+    import softdistill.distillation as distill_mod
+
+    real, calls = distill_mod.outer_grads, []
+
+    def diverging(*a, **kw):
+        calls.append(1)
+        loss, grads = real(*a, **kw)
+        return (loss * float("nan") if len(calls) == 4 else loss), grads
+
+    monkeypatch.setattr(distill_mod, "outer_grads", diverging)
+    out = tmp_path / "r"
+    argv = ["distill", "--out", str(out), *FAST, "--outer_steps", "6", "--checkpoint_every", "2"]
+    code, err = _run_cli(argv, capsys)
+    assert code == 1
+    assert re.search(r"(?s)nan.*outer step 3.*checkpoints/last.pt.*lower lr.*init_lr", err)
+    assert io.load_checkpoint(out / "checkpoints" / "last.pt")["step"] == 2
+    assert not (out / "synthetic.safetensors").exists()  # no result from a diverged run
+
+
+def test_corrupt_run_file_is_a_runtime_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST, "--outer_steps", "1"]) == 0
+    data = (out / "synthetic.safetensors").read_bytes()
+    (out / "synthetic.safetensors").write_bytes(data[: len(data) // 2])  # truncated
+    for cmd in (["evaluate", str(out)], ["report", str(out)], ["export", str(out)]):
+        code, err = _run_cli(cmd, capsys)
+        assert code == 1 and "corrupt or truncated" in err, cmd

@@ -70,3 +70,12 @@ def test_label_classes_checked_against_dataset():
         Config(init_labels=[3, 12]).label_classes(10)
     with pytest.raises(ConfigError, match="exceeds"):
         Config(n_label_classes=11).label_classes(10)
+
+
+def test_snapshot_interval():
+    assert Config(outer_steps=1000).snapshot_interval == 40  # about 25 per run
+    assert Config(outer_steps=10).snapshot_interval == 1
+    assert Config(snapshot_every=0).snapshot_interval == 0
+    assert Config(snapshot_every=7).validate().snapshot_interval == 7
+    with pytest.raises(ConfigError, match="snapshot_every must be >= 0"):
+        Config(snapshot_every=-3).validate()

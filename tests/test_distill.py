@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-import softdistill.distill as distill_mod
+import softdistill.distillation as distill_mod
 from helpers import blobs
 from softdistill import io
 from softdistill.config import Config
-from softdistill.distill import DivergenceError, distill
-from softdistill.evaluate import evaluate_run
+from softdistill.distillation import DivergenceError, distill
+from softdistill.evaluation import evaluate_run
 from softdistill.models import build
 
 TINY = dict(

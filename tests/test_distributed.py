@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 import distributed_worker
 from helpers import blobs, make_pool
 from softdistill.cli import main
-from softdistill.distill import make_synthetic
+from softdistill.distillation import make_synthetic
 from softdistill.distributed import all_reduce_mean, rank_world
 from softdistill.nets import stream
 

@@ -76,3 +76,30 @@ def test_checkpoint_loading_is_weights_only(tmp_path):
     torch.save({"x": Evil()}, tmp_path / "bad.pt")
     with pytest.raises(io.RunDirError, match="cannot read checkpoint"):
         io.load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_snapshots_are_small_ordered_and_trimmed_on_resume(tmp_path):
+    syn = SyntheticSet.create((1, 28, 28), 10, per_class=20, n_batches=3, n_epochs=2)
+    for step in (10, 0, 5):
+        io.save_snapshot(tmp_path, step, syn)
+    snaps = io.load_snapshots(tmp_path)
+    assert [s.step for s in snaps] == [0, 5, 10]
+    s = snaps[0]
+    assert s.x.shape == (io.SNAPSHOT_MAX_EXAMPLES, 1, 28, 28) and s.per_batch == 200
+    assert torch.allclose(s.x, syn.x_syn.detach().flatten(0, 1)[:100], atol=1e-2)
+    assert s.y_soft.shape == (100, 10) and s.lrs.shape == (6,)
+    size = (tmp_path / io.SNAPSHOTS / "0000000.safetensors").stat().st_size
+    assert size < 200 * 1024  # float16, first 100 examples only
+    # a long text-like sample is capped by the element budget
+    big = SyntheticSet.create((400, 300), 2, per_class=10)
+    io.save_snapshot(tmp_path / "big", 0, big)
+    assert io.load_snapshots(tmp_path / "big")[0].x.shape[0] == 2**18 // (400 * 300)
+    io.remove_snapshots_after(tmp_path, 5)
+    assert [s.step for s in io.load_snapshots(tmp_path)] == [0, 5]
+    (tmp_path / io.SNAPSHOTS / "0000005.safetensors").write_bytes(b"cut")
+    assert [s.step for s in io.load_snapshots(tmp_path)] == [0]  # a cut snapshot is skipped
+
+
+def test_atomic_writes_get_normal_permissions(tmp_path):
+    p = io.save_json(tmp_path / "f.json", {"v": 1})
+    assert p.stat().st_mode & 0o777 == 0o666 & ~io._UMASK

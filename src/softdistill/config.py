@@ -84,6 +84,9 @@ class Config:
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
     checkpoint_every: int = 100  # outer steps between checkpoints
+    snapshot_every: int | None = None  # outer steps between small x_syn snapshots (snapshots/,
+    #                                    the report's animation); None: about 25 per run, 0: off
+    tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (needs `tensorboard`)
 
     # ------------------------------------------------------------------------- construction
     @classmethod
@@ -125,6 +128,13 @@ class Config:
     def n_steps(self) -> int:
         """T = n_batches * n_epochs."""
         return self.n_batches * self.n_epochs
+
+    @property
+    def snapshot_interval(self) -> int:
+        """Outer steps between snapshots (0: none); ``snapshot_every`` or about 25 per run."""
+        if self.snapshot_every is not None:
+            return self.snapshot_every
+        return max(1, self.outer_steps // 25)
 
     # ------------------------------------------------------------------------- validation
     def validate(self) -> Config:
@@ -200,6 +210,10 @@ class Config:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.snapshot_every is not None and self.snapshot_every < 0:
+            raise ConfigError(
+                f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"
+            )
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:

@@ -35,6 +35,7 @@ __all__ = [
     "check_same_config",
     "init_from_env",
     "is_main",
+    "local_device",
     "process_group",
     "rank_world",
     "shutdown",
@@ -96,6 +97,13 @@ def process_group(device: torch.device, timeout: timedelta | None = None) -> Ite
     finally:
         if created:
             shutdown()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """This rank's GPU when ``device`` is CUDA in a process group (set by init_from_env)."""
+    if device.type == "cuda" and rank_world()[1] > 1:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
 
 
 def shutdown() -> None:

@@ -8,7 +8,9 @@ Layout (see ARCHITECTURE.md)::
     metrics.jsonl          one JSON object per logged outer step
     eval.json              evaluation results
     checkpoints/last.pt    resumable state
-    report/                pictures
+    snapshots/             small float16 copies of x_syn during training (the report's animation)
+    tensorboard/           TensorBoard event files (``tensorboard: true``)
+    report/                pictures, index.html, summary.md
 
 Nothing here executes code from a file: tensors are read with safetensors or
 ``torch.load(weights_only=True)``, JSON with the json module.
@@ -17,6 +19,7 @@ Nothing here executes code from a file: tensors are read with safetensors or
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -41,13 +44,16 @@ __all__ = [
     "load_checkpoint",
     "load_params",
     "load_run",
+    "load_snapshots",
     "load_synthetic",
     "prepare_run_dir",
     "read_json",
     "save_checkpoint",
     "save_json",
     "save_params",
+    "save_snapshot",
     "save_synthetic",
+    "Snapshot",
 ]
 
 FORMAT_VERSION = 1
@@ -57,7 +63,20 @@ INIT = "init.safetensors"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 CHECKPOINT = "checkpoints/last.pt"
+SNAPSHOTS = "snapshots"
+TENSORBOARD = "tensorboard"
+SNAPSHOT_MAX_EXAMPLES = 100  # examples kept per snapshot (the first ones, batch by batch)
+SNAPSHOT_MAX_ELEMENTS = 2**18  # and at most this many numbers (512 KiB in float16)
 MIN_FREE_BYTES = 50 * 2**20
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 class RunDirError(RuntimeError):
@@ -73,6 +92,7 @@ def atomic_write(path: str | Path, write) -> Path:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -119,7 +139,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool =
             )
         for name in (CONFIG, SYNTHETIC, INIT, METRICS, EVAL):
             (path / name).unlink(missing_ok=True)
-        for name in ("checkpoints", "report"):
+        for name in ("checkpoints", "report", SNAPSHOTS, TENSORBOARD):
             shutil.rmtree(path / name, ignore_errors=True)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -228,6 +248,74 @@ def load_checkpoint(path: str | Path, map_location=None) -> dict[str, Any]:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle/zip errors of many kinds
         raise RunDirError(f"cannot read checkpoint {path} (corrupt or truncated?): {e}") from None
+
+
+# --------------------------------------------------------------------------- snapshots
+@dataclass
+class Snapshot:
+    """The first examples of a synthetic set at one outer step (float16 on disk).
+
+    Attributes:
+        step: outer steps taken when it was saved (0: the initial set).
+        x: ``(n, *sample_shape)`` inputs, rows in batch-major order.
+        y_soft: ``(n, n_classes)`` their label vectors.
+        lrs: ``(T,)`` all learning rates.
+        per_batch: examples per synthetic batch (to tell which batch a row belongs to).
+    """
+
+    step: int
+    x: torch.Tensor
+    y_soft: torch.Tensor
+    lrs: torch.Tensor
+    per_batch: int
+
+
+def save_snapshot(run_dir: str | Path, step: int, syn: SyntheticSet) -> Path:
+    """Save the first examples of ``syn`` as ``snapshots/{step:07d}.safetensors``.
+
+    At most :data:`SNAPSHOT_MAX_EXAMPLES` examples and :data:`SNAPSHOT_MAX_ELEMENTS` numbers, in
+    float16: a few hundred KiB at most, so saving is cheap next to an outer step.
+    """
+    numel = max(1, math.prod(syn.sample_shape))
+    n = max(1, min(SNAPSHOT_MAX_EXAMPLES, SNAPSHOT_MAX_ELEMENTS // numel))
+    with torch.no_grad():
+        x = syn.x_syn.detach().flatten(0, 1)[:n]
+        y = syn.y_soft.detach().flatten(0, 1)[:n]
+        tensors = {
+            "x": x.to("cpu", torch.float16).contiguous(),
+            "y_soft": y.to("cpu", torch.float32).contiguous(),
+            "lrs": syn.lrs.detach().to("cpu", torch.float32).contiguous(),
+        }
+    meta = {"step": str(step), "per_batch": str(syn.per_batch)}
+    path = Path(run_dir) / SNAPSHOTS / f"{step:07d}.safetensors"
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_snapshots(run_dir: str | Path) -> list[Snapshot]:
+    """All snapshots of a run folder, by step (an unreadable one is skipped)."""
+    out = []
+    for f in sorted((Path(run_dir) / SNAPSHOTS).glob("*.safetensors")):
+        try:
+            t, meta = _read_safetensors(f)
+            out.append(
+                Snapshot(
+                    int(meta["step"]),
+                    t["x"].float(),
+                    t["y_soft"],
+                    t["lrs"],
+                    int(meta["per_batch"]),
+                )
+            )
+        except (RunDirError, KeyError, ValueError):
+            continue  # a snapshot cut by a crash is not worth failing a report for
+    return sorted(out, key=lambda s: s.step)
+
+
+def remove_snapshots_after(run_dir: str | Path, step: int) -> None:
+    """Delete snapshots newer than ``step`` (written before a crash, redone on resume)."""
+    for f in (Path(run_dir) / SNAPSHOTS).glob("*.safetensors"):
+        if f.stem.isdigit() and int(f.stem) > step:
+            f.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- finished runs

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 
 from softdistill import __version__
@@ -20,19 +21,49 @@ from softdistill.config import ConfigError
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Subcommand modules under softdistill.cli, in the order `--help` lists them.
-COMMANDS = ("distill", "evaluate", "train")
+COMMANDS = ("distill", "evaluate", "train", "report", "export")
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors suggest the nearest option or command name."""
+
+    def error(self, message: str):
+        from softdistill.utils import did_you_mean
+
+        m = re.match(r"unrecognized arguments: (.*)", message)
+        if m:
+            options = [o for a in _all_actions(self) for o in a.option_strings if o[:2] == "--"]
+            for token in m.group(1).split():
+                if token.startswith("--"):
+                    hint = did_you_mean(token.split("=", 1)[0], options)
+                    if hint:
+                        message = f"unknown option {token}{hint}"
+                        break
+        m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            message += did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
+        super().error(message)
+
+
+def _all_actions(parser: argparse.ArgumentParser):
+    """Actions of ``parser`` and of its subcommands' parsers."""
+    for a in parser._actions:
+        yield a
+        if isinstance(a, argparse._SubParsersAction):
+            for sp in a.choices.values():
+                yield from _all_actions(sp)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="softdistill",
         description="Dataset distillation with learned soft labels, for images and text.",
     )
     p.add_argument("--version", action="version", version=f"softdistill {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     common.add_argument("--quiet", action="store_true", help="no progress output")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         importlib.import_module(f"softdistill.cli.{name}").register(sub, [common])
     return p
@@ -56,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         force=True,
     )
     from softdistill.data import DataError
-    from softdistill.distill import DivergenceError
+    from softdistill.distillation import DivergenceError
+    from softdistill.export import ExportError
     from softdistill.io import RunDirError
     from softdistill.pool import PoolError
 
@@ -64,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (UsageError, ConfigError) as e:
+    except (UsageError, ConfigError, ExportError) as e:
         if args.debug:
             raise
         print(f"softdistill: error{who}: {e}", file=sys.stderr)

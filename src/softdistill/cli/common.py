@@ -74,9 +74,31 @@ _ALIASES = {  # original flag -> (our field, extra argparse kwargs)
 }
 
 
+def _field_help() -> dict[str, str]:
+    """Each Config field's help text: its comment in ``config.py`` (one source of truth)."""
+    import inspect
+    import re
+
+    helps: dict[str, str] = {}
+    last = None
+    for line in inspect.getsource(Config).splitlines():
+        m = re.match(r" {4}(\w+): [^=]+=.*?#\s*(.*)$", line)
+        if m:
+            last = m.group(1)
+            helps[last] = m.group(2)
+            continue
+        cont = re.match(r" {4}#\s{2,}(.*)$", line)  # an indented continuation of the comment
+        if cont and last:
+            helps[last] += " " + cont.group(1)
+        else:
+            last = None
+    return {k: v.replace("%", "%%") for k, v in helps.items()}
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per Config field (default: not given), plus the original code's aliases."""
     g = p.add_argument_group("configuration (any config-file key; flags override the file)")
+    helps = _field_help()
     aliases: dict[str, list[str]] = {}
     for old, new in _ALIASES.items():
         aliases.setdefault(new, []).append(old)
@@ -85,7 +107,11 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if "_" in f.name:
             names.append(f"--{f.name.replace('_', '-')}")
         names += [f"--{a}" for a in aliases.get(f.name, [])]
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
+        kw: dict[str, Any] = {
+            "dest": f.name,
+            "default": argparse.SUPPRESS,
+            "help": f"{helps.get(f.name, '')} (default: {_default(f)})".lstrip(),
+        }
         t = str(f.type)
         if t == "bool":
             kw["action"] = argparse.BooleanOptionalAction
@@ -116,6 +142,12 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _default(f: dataclasses.Field) -> str:
+    if f.default is not dataclasses.MISSING:
+        return str(f.default)
+    return str(f.default_factory())  # type: ignore[misc]
+
+
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """``base`` (or defaults) < ``--config`` file < explicit flags; validated."""
     values: dict[str, Any] = dataclasses.asdict(base) if base else {}
@@ -130,17 +162,10 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
 
 # ----------------------------------------------------------------------------- helpers
 def pick_device(name: str):
-    import torch
+    """The torch device for ``--device`` (``auto``: cuda when available)."""
+    from softdistill.api import resolve_device
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as e:
-        raise UsageError(f"bad --device {name!r}: {e}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name} asked for, but CUDA is not available here")
-    return device
+    return resolve_device(name)
 
 
 class Progress:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
-from softdistill.cli.common import add_config_flags, config_from_args, format_summary, pick_device
+from softdistill.cli.common import add_config_flags, config_from_args, format_summary
 from softdistill.config import Config
 
 
@@ -23,23 +24,15 @@ def register(sub, parents) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from softdistill import io
-    from softdistill.data import load
-    from softdistill.evaluate import evaluate_config
-    from softdistill.models import build
+    import torch
+
+    from softdistill import api, io
 
     run_dir = Path(args.run_dir)
     saved = io.load_run(run_dir)
     base = Config.from_dict(saved.config, source=str(run_dir / io.CONFIG))
     cfg = config_from_args(args, base=base)
-    device = pick_device(cfg.device)
-    data = load(cfg.dataset, cfg.data_dir)
-    model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
-    ev = evaluate_config(cfg, data, model, saved.syn, saved.init_params, device)
-    if saved.eval and "protocol" in saved.eval:  # keep the distillation timing of the run
-        for k in ("outer_steps", "seconds", "seconds_per_step"):
-            if k in saved.eval["protocol"]:
-                ev["protocol"][k] = saved.eval["protocol"][k]
-    io.save_json(run_dir / io.EVAL, ev)
+    torch.manual_seed(cfg.seed)
+    ev = api.evaluate(saved, save=True, **dataclasses.asdict(cfg))
     print(format_summary(ev))
     return 0

@@ -31,7 +31,7 @@ from softdistill import distributed, io
 from softdistill.config import Config, ConfigError
 from softdistill.core import SyntheticSet, forward, hypergradient
 from softdistill.data import Dataset, Split
-from softdistill.evaluate import evaluate_synthetic
+from softdistill.evaluation import evaluate_synthetic
 from softdistill.nets import NetSource, eval_nets, stream
 from softdistill.typing import OuterLoss, Params
 
@@ -104,7 +104,7 @@ def make_synthetic(
         label_init = load_label_file(cfg.label_init[5:])
     x_init = None
     if cfg.x_init == "real":
-        from softdistill.evaluate import random_real_steps
+        from softdistill.evaluation import random_real_steps
 
         lrs = torch.zeros(cfg.n_batches)
         steps = random_real_steps(
@@ -207,6 +207,7 @@ def distill(
     run_dir: str | Path | None = None,
     resume: bool = False,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> DistillResult:
     """Learn a synthetic set for ``data`` and ``model`` as configured by ``cfg``.
 
@@ -218,6 +219,10 @@ def distill(
         run_dir: if given, metrics go to ``metrics.jsonl`` and checkpoints to ``checkpoints/``.
         resume: continue from ``run_dir/checkpoints/last.pt``.
         progress: called after every outer step with ``(step, {"loss": ...})``.
+        on_record: called with every record written to ``metrics.jsonl`` (e.g. TensorBoard).
+
+    With ``run_dir``, small snapshots of ``x_syn`` go to ``snapshots/`` every
+    ``cfg.snapshot_interval`` outer steps (and at steps 0 and the last) for the report.
 
     In a process group (``torchrun``), every rank calls this with the same ``cfg`` (checked);
     the nets are sharded across ranks, loss and hypergradient averaged over all of them, and
@@ -253,6 +258,7 @@ def distill(
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
     metrics_path = run_dir / io.METRICS if run_dir and main else None
+    snapshot_every = cfg.snapshot_interval if run_dir and main else 0
 
     start, elapsed = 0, 0.0
     if resume:
@@ -267,6 +273,8 @@ def distill(
         torch.set_rng_state(state["torch_rng"])
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
+        if main:
+            io.remove_snapshots_after(run_dir, start)
         log.info("resumed from %s at outer step %d", ckpt_path, start)
     # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
     watch = (
@@ -301,6 +309,8 @@ def distill(
 
     if start == 0:
         checkpoint(0, 0.0)
+        if snapshot_every:
+            io.save_snapshot(run_dir, 0, syn)
     loss_value = math.nan
     t0 = time.perf_counter() - elapsed
     for outer_step in range(start, cfg.outer_steps):
@@ -315,7 +325,8 @@ def distill(
                 f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
                 f"step {outer_step}"
                 + (f"; the last good state is in {ckpt_path}" if ckpt_path else "")
-                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr})."
+                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr}; the original "
+                "code's distill_lr)."
             )
         for p, g in zip(leaves, grads):
             p.grad = g
@@ -325,7 +336,8 @@ def distill(
         info = {"loss": loss_value}
         last = step == cfg.outer_steps
         want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
-        if metrics_path and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
+        logging_on = main and (metrics_path is not None or on_record is not None)
+        if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
             lrs = syn.lrs.detach()
             record = {
                 "step": step,
@@ -340,7 +352,12 @@ def distill(
             if want_eval:
                 acc = evaluate_synthetic(model, watch, syn, test).mean
                 record["test_acc"] = info["test_acc"] = acc
-            io.append_jsonl(metrics_path, record)
+            if metrics_path is not None:
+                io.append_jsonl(metrics_path, record)
+            if on_record is not None:
+                on_record(record)
+        if snapshot_every and (step % snapshot_every == 0 or last):
+            io.save_snapshot(run_dir, step, syn)
         if step % cfg.checkpoint_every == 0 or last:
             checkpoint(step, time.perf_counter() - t0)
         if progress is not None:

@@ -1,0 +1,305 @@
+"""The Python API: distill, evaluate and load runs in three calls.
+
+    import softdistill as sd
+    run = sd.distill(dataset="digits", arch="mlp", outer_steps=200, out="runs/digits")
+    sd.evaluate(run, test_n_nets=20)   # the eval.json dict
+    run = sd.load("runs/digits")       # a finished run folder
+
+``distill`` is the same pipeline as ``softdistill distill`` (run folder, checkpoints, metrics,
+snapshots, evaluation); the CLI is a thin layer over it that also seeds the global RNG,
+configures logging and prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from softdistill.config import Config, ConfigError
+
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "distill",
+    "evaluate",
+    "load",
+    "resolve_config",
+    "resolve_device",
+    "resumed_config",
+]
+
+log = logging.getLogger("softdistill")
+
+# Settings a resumed run may change (they do not alter the result's definition).
+RESUMABLE_CHANGES = {
+    "outer_steps",
+    "device",
+    "log_every",
+    "checkpoint_every",
+    "eval_every",
+    "snapshot_every",
+    "tensorboard",
+    "data_dir",
+    "test_pool",
+}
+
+ConfigLike = Config | Mapping[str, Any] | str | Path | None
+
+
+def resolve_config(config: ConfigLike = None, **overrides) -> Config:
+    """A validated :class:`Config` from a Config, a mapping, a config file path, or defaults,
+    with ``overrides`` (any config key) applied last."""
+    if config is None:
+        values: dict[str, Any] = {}
+        source = "arguments"
+    elif isinstance(config, Config):
+        values, source = config.to_dict(), "config"
+    elif isinstance(config, Mapping):
+        values, source = dict(config), "config"
+    elif isinstance(config, (str, Path)):
+        from softdistill.config import read_config_file
+
+        values, source = read_config_file(config), str(config)
+    else:
+        raise ConfigError(f"config must be a Config, a dict or a file path, got {type(config)}")
+    values.pop("config_version", None)
+    if overrides:
+        source = f"{source} and arguments"
+    return Config.from_dict({**values, **overrides}, source=source).validate()
+
+
+def resolve_device(name: str):
+    """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ConfigError(f"bad device {name!r}: {e}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} asked for, but CUDA is not available here")
+    return device
+
+
+def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
+    """The saved config of the run in ``out`` with ``overrides``, which may change only
+    :data:`RESUMABLE_CHANGES`."""
+    from softdistill import io
+
+    out = Path(out)
+    saved = Config.from_dict(io.read_json(out / io.CONFIG), source=str(out / io.CONFIG))
+    cfg = resolve_config(saved, **overrides)
+    changed = {k for k in Config.field_names() if getattr(cfg, k) != getattr(saved, k)}
+    if changed - RESUMABLE_CHANGES:
+        raise ConfigError(
+            f"resume cannot change {sorted(changed - RESUMABLE_CHANGES)} of the saved run; "
+            f"only {sorted(RESUMABLE_CHANGES)} may differ"
+        )
+    return cfg
+
+
+def tensorboard_writer(run_dir: Path):
+    """A ``SummaryWriter`` on ``run_dir/tensorboard`` (imported only here: an optional extra)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ConfigError(
+            "tensorboard logging (--tensorboard) needs the tensorboard package, which is not "
+            "installed: pip install 'softdistill[tensorboard]' (metrics.jsonl is written "
+            "either way)"
+        ) from None
+    from softdistill import io
+
+    return SummaryWriter(log_dir=str(run_dir / io.TENSORBOARD))
+
+
+def distill(
+    config: ConfigLike = None,
+    *,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    evaluate: bool = True,
+    progress: Callable[[int, dict[str, float]], None] | None = None,
+    **overrides,
+):
+    """Learn a synthetic set and write its run folder; returns the loaded :class:`~io.Run`.
+
+    Args:
+        config: a :class:`Config`, a mapping of config keys, a YAML/JSON/TOML file, or None.
+        out: the run folder (default ``runs/<dataset>_<arch>_<time>``). An existing non-empty
+            folder is refused unless ``overwrite`` or ``resume``.
+        overwrite: replace an existing run folder.
+        resume: continue the run in ``out`` from its last checkpoint (``config`` is then the
+            saved one; ``overrides`` may change only :data:`RESUMABLE_CHANGES`).
+        evaluate: evaluate the result (``eval.json``) after distilling.
+        progress: called after every outer step with ``(step, {"loss": ...})``.
+        **overrides: any config key, e.g. ``dataset="mnist", per_class=1, outer_steps=500``.
+
+    In a ``torch.distributed`` process group (``torchrun``), every rank calls this with the
+    same configuration (checked); the inner nets are sharded across ranks and only rank 0
+    writes the run folder, evaluates and returns the run; the other ranks return None.
+
+    Raises:
+        ConfigError: a bad configuration (nothing long has started).
+        RunDirError: the run folder exists, cannot be written or the disk is full.
+        DataError: the dataset is missing or unreadable.
+        DivergenceError: the outer loss became NaN/inf; the last good checkpoint is kept.
+    """
+    from softdistill import distributed, io
+    from softdistill.data import load as load_data
+    from softdistill.distillation import distill as distill_loop
+    from softdistill.evaluation import evaluate_config
+    from softdistill.models import build
+    from softdistill.report import save_synthetic_grid
+
+    out = Path(out) if out is not None else None
+    if resume:
+        if out is None:
+            raise ConfigError("resume needs the run folder to continue (out=...)")
+        if config is not None:
+            overrides = {**_as_overrides(config), **overrides}
+        cfg = resumed_config(out, overrides)
+    else:
+        cfg = resolve_config(config, **overrides)
+    if out is None:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        out = Path("runs") / f"{cfg.dataset.replace(':', '_')}_{cfg.arch}_{stamp}"
+    device = distributed.local_device(resolve_device(cfg.device))
+    distributed.check_same_config(cfg.to_dict())
+    main = distributed.is_main()
+    # Fail before the long work: folder exists / unwritable / disk full / missing extras.
+    if main:
+        io.prepare_run_dir(out, overwrite=overwrite, resume=resume)
+    writer = tensorboard_writer(out) if cfg.tensorboard and main else None
+    try:
+        log.info("loading dataset %s", cfg.dataset)
+        data = load_data(cfg.dataset, cfg.data_dir)
+        try:
+            model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
+        if main:
+            io.save_json(out / io.CONFIG, cfg.to_dict())
+        world_size = distributed.rank_world()[1]
+        log.info(
+            "distilling %s into %d batch(es) of %d examples, T = %d, on %s%s; run folder %s",
+            cfg.dataset,
+            cfg.n_batches,
+            per_batch,
+            cfg.n_steps,
+            device,
+            f" and {world_size - 1} more process(es)" if world_size > 1 else "",
+            out,
+        )
+        on_record = None
+        if writer is not None:
+
+            def on_record(record: dict[str, Any]) -> None:
+                for k, v in record.items():
+                    if k != "step" and isinstance(v, (int, float)):
+                        writer.add_scalar(k, v, record["step"])
+
+        result = distill_loop(
+            cfg,
+            data,
+            model,
+            device=device,
+            run_dir=out,
+            resume=resume,
+            progress=progress,
+            on_record=on_record,
+        )
+    finally:
+        if writer is not None:
+            writer.close()
+    if not main:
+        return None
+    meta = {
+        "dataset": data.name,
+        "classes": data.class_names,
+        "modality": data.modality,
+        "mean": list(data.mean),
+        "std": list(data.std),
+        "arch": cfg.arch,
+        "outer_steps": result.outer_steps,
+        "seconds": result.seconds,
+        "seconds_per_step": result.seconds_per_step,
+    }
+    io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
+    if result.nets is not None:
+        io.save_params(out / io.INIT, result.nets)
+    if data.modality == "image":
+        save_synthetic_grid(
+            result.syn.x_syn,
+            result.syn.y_soft,
+            data.class_names,
+            out / "report" / "synthetic.png",
+            mean=data.mean,
+            std=data.std,
+        )
+    if evaluate:
+        log.info("evaluating")
+        ev = evaluate_config(cfg, data, model, result.syn, result.nets, device)
+        ev["protocol"].update(
+            outer_steps=result.outer_steps,
+            seconds=round(result.seconds, 2),
+            seconds_per_step=round(result.seconds_per_step, 4),
+        )
+        io.save_json(out / io.EVAL, ev)
+    return io.load_run(out)
+
+
+def _as_overrides(config: ConfigLike) -> dict[str, Any]:
+    if isinstance(config, Config):
+        return config.to_dict()
+    if isinstance(config, Mapping):
+        return dict(config)
+    from softdistill.config import read_config_file
+
+    return read_config_file(config)
+
+
+def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
+    """Evaluate a finished run again; returns the ``eval.json`` dict (also set as ``run.eval``).
+
+    Args:
+        run: a :class:`~io.Run` (from :func:`distill` or :func:`load`) or a run folder.
+        save: rewrite the run folder's ``eval.json``.
+        **overrides: config keys that change the evaluation, e.g. ``test_n_nets=20``,
+            ``baselines=["random"]``, ``data_dir=...``, ``device="cuda"``.
+    """
+    from softdistill import io
+    from softdistill.data import load as load_data
+    from softdistill.evaluation import evaluate_config
+    from softdistill.models import build
+
+    if isinstance(run, (str, Path)):
+        run = io.load_run(run)
+    cfg = resolve_config(
+        Config.from_dict(run.config, source=str(run.path / io.CONFIG)), **overrides
+    )
+    device = resolve_device(cfg.device)
+    data = load_data(cfg.dataset, cfg.data_dir)
+    model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+    ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device)
+    if run.eval and "protocol" in run.eval:  # keep the distillation timing of the run
+        for k in ("outer_steps", "seconds", "seconds_per_step"):
+            if k in run.eval["protocol"]:
+                ev["protocol"][k] = run.eval["protocol"][k]
+    if save:
+        io.save_json(run.path / io.EVAL, ev)
+    run.eval = ev
+    return ev
+
+
+def load(path: str | Path, device=None):
+    """Load a run folder written by :func:`distill` or ``softdistill distill``."""
+    from softdistill import io
+
+    return io.load_run(path, device=device)
