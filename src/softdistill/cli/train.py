@@ -1,7 +1,8 @@
 """``softdistill train``: train a pool of networks for the attack and adaptation settings.
 
 Writes one safetensors file per net and, once all are done, ``manifest.json``. Re-running the
-same command continues an interrupted pool (finished nets are kept). Under
+same command continues an interrupted pool (finished nets are kept); with a larger ``--n_nets``
+it grows the pool (net ``i``'s seed depends only on ``i``). Under
 ``torchrun --nproc-per-node N -m softdistill train ...`` net ``i`` is trained by rank ``i % N``.
 """
 
@@ -90,11 +91,12 @@ def _check_folder(out: Path, cfg, overwrite: bool) -> None:
                 "--overwrite to replace it or choose another --out"
             )
         else:  # an interrupted (or finished) pool: continue it if the settings are the same
+            # (n_nets may change: net i's seed depends only on i, so a pool can grow)
             saved, now = io.read_json(saved_path), cfg.to_dict()
             diff = [
                 f"{k} {saved.get(k)!r} -> {now.get(k)!r}"
                 for k in sorted(set(saved) | set(now))
-                if k not in MACHINE_KEYS and saved.get(k) != now.get(k)
+                if k not in (*MACHINE_KEYS, "n_nets") and saved.get(k) != now.get(k)
             ]
             if diff:
                 raise UsageError(
