@@ -271,3 +271,87 @@ def test_corrupt_run_file_is_a_runtime_error(tmp_path, capsys):
     for cmd in (["evaluate", str(out)], ["report", str(out)], ["export", str(out)]):
         code, err = _run_cli(cmd, capsys)
         assert code == 1 and "corrupt or truncated" in err, cmd
+
+
+def test_evaluate_baselines_and_scratch_protocol_flags(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST, "--baselines", "random"]) == 0
+    capsys.readouterr()
+    argv = [
+        "evaluate",
+        str(out),
+        "--quiet",
+        "--baseline",
+        "random,kmeans",
+        "--baseline",
+        "average",
+        "knn",
+        "--baseline_lr",
+        "learned",
+        "--baseline_draws",
+        "2",
+        "--knn_k",
+        "3",
+        "--protocol",
+        "scratch",
+        "--epochs",
+        "2",
+        "--archs",
+        "mlp,lenet",
+        "--scratch_n_nets",
+        "2",
+        "--scratch_baselines",
+    ]
+    assert main(argv) == 0
+    ev = json.loads((out / "eval.json").read_text())
+    assert list(ev["baselines"]) == [
+        "random",
+        "kmeans",
+        "average",
+        "knn",
+        "knn_random",
+        "knn_kmeans",
+        "knn_average",
+    ]
+    for r in ev["baselines"].values():
+        assert {"mean", "std", "per_net"} <= set(r) and 0 <= r["mean"] <= 1
+    assert ev["baselines"]["random"]["lr_mode"] == "learned" and ev["baselines"]["knn"]["k"] == 3
+    sc = ev["scratch"]
+    assert sc["epochs"] == 2 and sc["distilled_arch"] == "mlp" and "lenet" in sc["skipped"]
+    assert list(sc["archs"]["mlp"]) == ["distilled", "random", "kmeans", "average"]
+    assert len(sc["archs"]["mlp"]["distilled"]["per_net"]) == 2
+    printed = capsys.readouterr().out
+    assert "baseline knn (k 3, p 2, reference synthetic)" in printed
+    assert "| mlp |" in printed and "| lenet | skipped:" in printed
+    # config.json is not changed by evaluate's flags
+    assert json.loads((out / "config.json").read_text())["baselines"] == ["random"]
+
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--baseline", "kmean"], "did you mean 'kmeans'"),
+        (["--baseline", "knn", "--knn_k", "11"], "knn_k=11 exceeds the 10 synthetic examples"),
+        (["--baseline_lr", "fast"], "'tuned', 'learned' or a positive number"),
+        (["--protocol", "scratch", "--archs", "resnet"], "unknown scratch arch 'resnet'"),
+        (["--protocol", "scratch", "--augment", "blur"], "unknown augmentation 'blur'"),
+    ],
+)
+def test_evaluate_flag_errors(tmp_path, capsys, flags, message):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST, "--baselines", "random"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--quiet", *flags]) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_augment_without_kornia_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "kornia" else real(name, *a)
+    )
+    argv = ["distill", "--out", str(tmp_path / "r"), *FAST, "--protocols", "scratch"]
+    assert main([*argv, "--scratch_augment", "dsa"]) == 2
+    assert "needs kornia" in capsys.readouterr().err and not (tmp_path / "r").exists()

@@ -22,6 +22,7 @@ from softdistill.config import Config, ConfigError
 
 __all__ = [
     "RESUMABLE_CHANGES",
+    "check_eval_config",
     "distill",
     "evaluate",
     "load",
@@ -100,6 +101,14 @@ def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
             f"only {sorted(RESUMABLE_CHANGES)} may differ"
         )
     return cfg
+
+
+def check_eval_config(cfg: Config, n_synthetic: int) -> None:
+    """Evaluation settings that depend on the synthetic set's size (checked before long work)."""
+    if "knn" in cfg.baselines and cfg.knn_k > n_synthetic:
+        raise ConfigError(
+            f"knn_k={cfg.knn_k} exceeds the {n_synthetic} synthetic examples of the reference set"
+        )
 
 
 def tensorboard_writer(run_dir: Path):
@@ -184,6 +193,7 @@ def distill(
         except ValueError as e:
             raise ConfigError(str(e)) from None
         per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
+        check_eval_config(cfg, cfg.n_batches * per_batch)
         if main:
             io.save_json(out / io.CONFIG, cfg.to_dict())
         world_size = distributed.rank_world()[1]
@@ -245,7 +255,7 @@ def distill(
         )
     if evaluate:
         log.info("evaluating")
-        ev = evaluate_config(cfg, data, model, result.syn, result.nets, device)
+        ev = evaluate_config(cfg, data, model, result.syn, result.nets, device, log.info)
         ev["protocol"].update(
             outer_steps=result.outer_steps,
             seconds=round(result.seconds, 2),
@@ -287,7 +297,8 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
     device = resolve_device(cfg.device)
     data = load_data(cfg.dataset, cfg.data_dir)
     model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
-    ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device)
+    check_eval_config(cfg, run.syn.n_batches * run.syn.per_batch)
+    ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device, log.info)
     if run.eval and "protocol" in run.eval:  # keep the distillation timing of the run
         for k in ("outer_steps", "seconds", "seconds_per_step"):
             if k in run.eval["protocol"]:

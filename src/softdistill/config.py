@@ -7,6 +7,7 @@ before any long work starts.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -18,6 +19,11 @@ from softdistill.utils import did_you_mean
 __all__ = ["CONFIG_VERSION", "Config", "ConfigError", "ORIGINAL_FLAGS"]
 
 CONFIG_VERSION = 1
+
+
+# Defaults of list-valued keys (see Config).
+DEFAULT_BASELINES = ("random", "kmeans", "average", "knn")
+DEFAULT_BASELINE_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 class ConfigError(ValueError):
@@ -72,10 +78,29 @@ class Config:
     test_n_nets: int = 10  # evaluation nets: fresh random inits (nets=random) or the first
     #                        test_n_nets of test_pool (of the nets pool without one)
     test_pool: str | None = None  # held-out pool of pretrained nets for evaluation (nets=pool:)
-    baselines: list[str] = field(default_factory=lambda: ["random"])
-    baseline_lrs: list[float] = field(
-        default_factory=lambda: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]
-    )  # grid for the fixed lr of baselines (chosen on training data)
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))  # real-data
+    #   baselines beside the synthetic set: random, kmeans, average, knn
+    baseline_lr: str | float = "tuned"  # lrs of the baseline steps: tuned (best of
+    #   baseline_lrs on training data), learned (the run's lrs), or a number (one fixed lr)
+    baseline_lrs: list[float] = field(default_factory=lambda: list(DEFAULT_BASELINE_LRS))  # grid
+    #   of baseline_lr tuned (chosen on training data, never on test data)
+    baseline_draws: int = 10  # candidate draws of random; the best on training data are kept
+    knn_k: int = 1  # neighbours of the knn baseline
+    knn_p: float = 2.0  # p of the p-norm distance of the knn baseline (>= 1)
+    protocols: list[str] = field(default_factory=lambda: ["replay"])  # replay (the learned
+    #   steps; always run) and scratch (train fresh networks from scratch)
+    scratch_epochs: int = 300  # scratch protocol: epochs over the synthetic set
+    scratch_lr: float = 0.01  # scratch: SGD lr (divided by 10 after half the epochs)
+    scratch_momentum: float = 0.9  # scratch: SGD momentum
+    scratch_weight_decay: float = 5e-4  # scratch: SGD weight decay
+    scratch_batch_size: int = 256  # scratch: examples per SGD step
+    scratch_n_nets: int = 5  # scratch: fresh networks per architecture (mean ± std)
+    scratch_archs: list[str] | None = None  # scratch: architectures; default [arch]
+    scratch_arch_args: dict[str, dict[str, Any]] = field(default_factory=dict)  # scratch:
+    #   arch_args per architecture, e.g. {convnet: {width: 64}}
+    scratch_labels: str = "soft"  # scratch: soft (y_soft) or hard (its argmax) labels
+    scratch_augment: str | None = None  # scratch: e.g. dsa or crop,flip,rotate (needs kornia)
+    scratch_baselines: bool = False  # scratch: also train on the random/kmeans/average sets
 
     # --- run
     seed: int = 0
@@ -189,8 +214,41 @@ class Config:
         choice("hypergrad", self.hypergrad, METHODS)
         choice("x_init", self.x_init, ("noise", "real"))
         choice("dtype", self.dtype, ("float32", "float64"))
+        from softdistill.baselines import BASELINES, parse_lr_mode
+        from softdistill.protocol import SCRATCH_LABELS, parse_augment
+
         for b in self.baselines:
-            choice("baseline", b, ("random",))
+            choice("baseline", b, BASELINES)
+        for p in self.protocols:
+            choice("protocol", p, ("replay", "scratch"))
+        for a in self.scratch_archs or []:
+            choice("scratch arch", a, ARCHS)
+        for a in self.scratch_arch_args:
+            choice("arch in scratch_arch_args", a, ARCHS)
+        choice("scratch_labels", self.scratch_labels, SCRATCH_LABELS)
+        try:
+            parse_lr_mode(self.baseline_lr)
+            if self.scratch_augment:
+                parse_augment(self.scratch_augment)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if (
+            self.scratch_augment
+            and "scratch" in self.protocols
+            and importlib.util.find_spec("kornia") is None
+        ):
+            raise ConfigError(
+                f"scratch_augment {self.scratch_augment!r} needs kornia, which is not "
+                "installed: pip install 'softdistill[augment]' (or pip install kornia)"
+            )
+        if not self.knn_p >= 1:
+            raise ConfigError(f"knn_p must be >= 1, got {self.knn_p}")
+        for key in ("scratch_lr",):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
+        for key in ("scratch_momentum", "scratch_weight_decay"):
+            if not getattr(self, key) >= 0:
+                raise ConfigError(f"{key} must be >= 0, got {getattr(self, key)}")
         for key in (
             "per_class",
             "n_batches",
@@ -200,6 +258,11 @@ class Config:
             "batch_size",
             "decay_every",
             "test_n_nets",
+            "baseline_draws",
+            "knn_k",
+            "scratch_epochs",
+            "scratch_batch_size",
+            "scratch_n_nets",
             "log_every",
             "checkpoint_every",
         ):

@@ -1,8 +1,10 @@
 """Train fresh networks on a synthetic set and measure test accuracy; baselines.
 
 The main protocol replays the learned steps: the same ``unroll`` as distillation, detached, with
-the learned learning rates, on the training inits (``fixed``) or fresh random inits. Baselines use
-the same protocol with real examples in place of the synthetic ones.
+the learned learning rates, on the training inits (``fixed``) or fresh random inits. Baselines
+(:mod:`softdistill.baselines`) use the same protocol with real examples in place of the synthetic
+ones. The standard from-scratch protocol (many SGD epochs, other architectures, augmentation)
+is in :mod:`softdistill.protocol`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from torch import Tensor, nn
 
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split
+from softdistill.protocol import ScratchSettings
 from softdistill.typing import Params, Step
 
 __all__ = [
@@ -29,6 +32,7 @@ __all__ = [
     "evaluate_steps",
     "evaluate_synthetic",
     "random_real_steps",
+    "scratch_settings",
     "subset",
     "tune_fixed_lr",
 ]
@@ -210,53 +214,97 @@ def evaluate_run(
     test: Split,
     *,
     baselines: Sequence[str] = ("random",),
+    baseline_lr: str | float = "tuned",
     baseline_lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+    baseline_draws: int = 10,
+    knn_k: int = 1,
+    knn_p: float = 2.0,
+    scratch: ScratchSettings | None = None,
+    scratch_archs: Sequence[str] = (),
+    scratch_arch_args: dict[str, dict] | None = None,
+    scratch_baselines: bool = False,
     seed: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """The ``eval.json`` of a run: before/after accuracy of ``nets`` and the baselines.
+    """The ``eval.json`` of a run: before/after accuracy of ``nets``, baselines, and optionally
+    the from-scratch protocol.
 
-    The ``random`` baseline draws, for each net, real training examples in the synthetic set's
-    shape (same classes, ``per_class`` and number of steps) with one-hot labels, and trains with
-    one fixed learning rate chosen from ``baseline_lrs`` by accuracy on 2,000 training examples.
-    With fewer than 5 nets each net gets several draws, so the baseline always averages >= 5
-    trainings.
+    ``"distilled"`` and ``"before"`` replay the learned steps on ``nets`` (the method's own
+    protocol, always run). ``"baselines"`` holds each of ``baselines`` (random, kmeans, average,
+    knn; see :func:`softdistill.baselines.evaluate_baselines`), learning rates per
+    ``baseline_lr``: ``tuned`` (best of ``baseline_lrs`` on 2,000 training examples),
+    ``learned`` (the run's lrs) or a number. ``random`` keeps the best of ``baseline_draws``
+    draws scored on training data, and always averages >= 5 trainings.
+
+    With ``scratch`` settings, ``"scratch"`` holds the standard protocol: fresh networks of
+    each of ``scratch_archs`` trained from scratch on the synthetic set (and on the baseline
+    sets when ``scratch_baselines``); see :func:`softdistill.protocol.evaluate_scratch`.
     """
-    steps = syn.detached_steps()
+    from softdistill.baselines import evaluate_baselines
+
     out = {
-        "distilled": evaluate_steps(model, nets, steps, test).to_dict(),
+        "distilled": evaluate_synthetic(model, nets, syn, test).to_dict(),
         "before": EvalResult([accuracy(model, p, test) for p in nets]).to_dict(),
-        "baselines": {},
     }
-    classes = list(dict.fromkeys(syn.classes.tolist()))
-    per_class = syn.per_batch // len(classes)
-    T = syn.n_steps
-    val = subset(train, 2000, torch.Generator().manual_seed(seed + 17))
-    for name in baselines:
-        if name != "random":
-            raise ValueError(f"unknown baseline {name!r}; expected 'random'")
-        draws = max(1, -(-5 // len(nets)))
-
-        def make_steps(lr: float, draw: int = 0) -> list[Step]:
-            g = torch.Generator().manual_seed(seed * 7919 + draw)
-            lrs = torch.full((T,), lr, dtype=train.x.dtype, device=train.x.device)
-            return random_real_steps(
-                train, classes, per_class, syn.n_batches, lrs, syn.n_classes, g
-            )
-
-        lr = tune_fixed_lr(model, nets, make_steps, val, baseline_lrs)
-        accs = [
-            acc
-            for d in range(draws)
-            for acc in evaluate_steps(model, nets, make_steps(lr, d), test).per_net
-        ]
-        out["baselines"][name] = EvalResult(accs, {"lr": lr, "draws": draws}).to_dict()
+    results, sets = evaluate_baselines(
+        model,
+        nets,
+        syn,
+        train,
+        test,
+        names=baselines,
+        lr=baseline_lr,
+        lr_grid=baseline_lrs,
+        draws=baseline_draws,
+        knn_k=knn_k,
+        knn_p=knn_p,
+        seed=seed,
+        progress=progress,
+    )
+    out["baselines"] = results
     out["protocol"] = {
         "name": "replay",
         "n_nets": len(nets),
-        "n_steps": T,
+        "n_steps": syn.n_steps,
         "test_examples": len(test),
     }
+    if scratch is not None:
+        from softdistill.protocol import evaluate_scratch
+
+        if not scratch_archs:
+            raise ValueError("the scratch protocol needs at least one architecture name")
+        with torch.no_grad():
+            train_sets = {"distilled": (syn.x_syn.flatten(0, 1), syn.y_soft.flatten(0, 1))}
+        if scratch_baselines:
+            train_sets.update({name: s[0].flat() for name, s in sets.items()})
+        out["scratch"] = evaluate_scratch(
+            train_sets,
+            test,
+            scratch_archs,
+            scratch,
+            arch_args=scratch_arch_args,
+            seed=seed,
+            progress=progress,
+        )
     return out
+
+
+def scratch_settings(cfg) -> ScratchSettings | None:
+    """The from-scratch protocol settings of ``cfg`` (None unless ``scratch`` is asked for)."""
+    if "scratch" not in cfg.protocols:
+        return None
+    return ScratchSettings(
+        epochs=cfg.scratch_epochs,
+        lr=cfg.scratch_lr,
+        momentum=cfg.scratch_momentum,
+        weight_decay=cfg.scratch_weight_decay,
+        batch_size=cfg.scratch_batch_size,
+        n_nets=cfg.scratch_n_nets,
+        labels=cfg.scratch_labels,
+        augment=cfg.scratch_augment,
+        init=cfg.init,
+        init_param=cfg.init_param,
+    )
 
 
 def evaluate_config(
@@ -266,6 +314,7 @@ def evaluate_config(
     syn: SyntheticSet,
     fixed_nets: Sequence[Params] | None,
     device,
+    progress: Callable[[str], None] | None = None,
 ) -> dict:
     """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``), on
     ``cfg.test_n_nets`` fresh random inits never used in training (``nets: random``), or on the
@@ -285,6 +334,8 @@ def evaluate_config(
         sample_shape=data.sample_shape,
         n_classes=data.n_classes,
     )
+    archs = cfg.scratch_archs or [cfg.arch]
+    arch_args = {cfg.arch: cfg.arch_args, **cfg.scratch_arch_args}
     ev = evaluate_run(
         model,
         nets,
@@ -292,8 +343,17 @@ def evaluate_config(
         data.train.to(device, dtype),
         data.test.to(device, dtype),
         baselines=cfg.baselines,
+        baseline_lr=cfg.baseline_lr,
         baseline_lrs=cfg.baseline_lrs,
+        baseline_draws=cfg.baseline_draws,
+        knn_k=cfg.knn_k,
+        knn_p=cfg.knn_p,
+        scratch=scratch_settings(cfg),
+        scratch_archs=archs,
+        scratch_arch_args=arch_args,
+        scratch_baselines=cfg.scratch_baselines,
         seed=cfg.seed,
+        progress=progress,
     )
     ev["protocol"].update(
         dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets, objective=cfg.objective
@@ -306,6 +366,8 @@ def evaluate_config(
         ev["attack"] = evaluate_attack(
             model, nets, syn.to(device), test, cfg.attack_class, cfg.target_class
         )
+    if "scratch" in ev:
+        ev["scratch"]["distilled_arch"] = cfg.arch
     return ev
 
 

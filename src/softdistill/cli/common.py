@@ -21,6 +21,7 @@ __all__ = [
     "Progress",
     "UsageError",
     "add_config_flags",
+    "add_eval_flags",
     "config_from_args",
     "format_summary",
     "pick_device",
@@ -142,6 +143,69 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _ExtendNames(argparse.Action):
+    """Append names to a list; each value may itself be comma-separated (``a,b c``)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        current = getattr(namespace, self.dest, None)
+        names = list(current) if isinstance(current, list) else []
+        for v in values if isinstance(values, list) else [values]:
+            names += [n.strip() for n in v.split(",") if n.strip()]
+        setattr(namespace, self.dest, names)
+
+
+def add_eval_flags(p: argparse.ArgumentParser) -> None:
+    """Short flags for the evaluation settings (each also a config key, see --help below)."""
+    g = p.add_argument_group("evaluation (shortcuts for config keys)")
+    g.add_argument(
+        "--baseline",
+        dest="baselines",
+        action=_ExtendNames,
+        nargs="+",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="baselines to evaluate: random, kmeans, average, knn (several allowed, also "
+        "comma-separated; replaces the config's list)",
+    )
+    g.add_argument(
+        "--protocol",
+        dest="protocols",
+        action=_ExtendNames,
+        nargs="+",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="protocols: replay (the learned steps; always run) and scratch (train fresh "
+        "networks from scratch with SGD + momentum)",
+    )
+    g.add_argument(
+        "--epochs",
+        dest="scratch_epochs",
+        type=int,
+        metavar="E",
+        default=argparse.SUPPRESS,
+        help="scratch protocol: epochs (config key scratch_epochs)",
+    )
+    g.add_argument(
+        "--archs",
+        dest="scratch_archs",
+        action=_ExtendNames,
+        nargs="+",
+        metavar="ARCH",
+        default=argparse.SUPPRESS,
+        help="scratch protocol: architectures, e.g. lenet,convnet,mlp (default: the run's)",
+    )
+    g.add_argument(
+        "--augment",
+        dest="scratch_augment",
+        nargs="?",
+        const="dsa",
+        metavar="SPEC",
+        default=argparse.SUPPRESS,
+        help="scratch protocol: differentiable augmentation (needs kornia); SPEC is dsa "
+        "(default) or names of color,crop,cutout,flip,scale,rotate",
+    )
+
+
 def _default(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         return str(f.default)
@@ -218,7 +282,14 @@ def format_summary(ev: dict) -> str:
         f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
     ]
     for name, r in ev.get("baselines", {}).items():
-        extra = f" (lr {r['lr']:g})" if "lr" in r else ""
+        if "k" in r:
+            extra = f" (k {r['k']}, p {r['p']:g}, reference {r['reference']})"
+        elif isinstance(r.get("lr"), int | float):
+            extra = f" (lr {r['lr']:g})"
+        elif "lr_mode" in r:
+            extra = f" (lrs {r['lr_mode']})"
+        else:
+            extra = ""
         lines.append(f"baseline {name}{extra}: {pct(r)}")
     if "attack" in ev:
         a = ev["attack"]
@@ -237,4 +308,14 @@ def format_summary(ev: dict) -> str:
                 for c, (x, y) in enumerate(zip(b["per_class"], d["per_class"]))
             ),
         ]
+    if "scratch" in ev:
+        from softdistill.protocol import format_scratch_table
+
+        sc = ev["scratch"]
+        aug = f", augment {sc['augment']}" if sc.get("augment") else ""
+        lines.append(
+            f"scratch protocol ({sc['epochs']} epochs, {sc['n_nets']} nets per arch{aug}), "
+            "test accuracy %:"
+        )
+        lines.append(format_scratch_table(sc))
     return "\n".join(lines)

@@ -6,7 +6,12 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from softdistill.cli.common import add_config_flags, config_from_args, format_summary
+from softdistill.cli.common import (
+    add_config_flags,
+    add_eval_flags,
+    config_from_args,
+    format_summary,
+)
 from softdistill.config import Config
 
 
@@ -15,10 +20,20 @@ def register(sub, parents) -> None:
         "evaluate",
         parents=parents,
         help="re-evaluate a finished run",
-        description="Replay a run's learned steps on its evaluation nets and rewrite eval.json "
-        "(flags such as --test_n_nets, --baselines, --data-dir override the run's config).",
+        description="Replay a run's learned steps on its evaluation nets, evaluate real-data\n"
+        "baselines and, with --protocol scratch, the standard from-scratch protocol; rewrite\n"
+        "eval.json. Flags override the run's config for this evaluation only (config.json\n"
+        "is left as it is; eval.json records the settings used).",
+        epilog="examples:\n"
+        "  softdistill evaluate runs/demo --baseline random kmeans average knn\n"
+        "  softdistill evaluate runs/demo --baseline random --baseline_lr learned\n"
+        "  softdistill evaluate runs/demo --baseline knn --knn_k 3 --knn_p 1\n"
+        "  softdistill evaluate runs/demo --protocol scratch --epochs 300 "
+        "--archs convnet,mlp --augment",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("run_dir", metavar="RUN_DIR")
+    add_eval_flags(e)
     add_config_flags(e)
     e.set_defaults(func=run)
 
