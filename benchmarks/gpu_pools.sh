@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Train the MNIST LeNet pools of the adaptation/attack experiments with the original recipe
-# (40 epochs, batch 1024, Adam lr 2e-4 halved at epoch 20) on a GPU: 20 nets to distill on and
-# 5 held-out nets. Then, unless POOLS_ONLY=1, run benchmarks/pretrained.py on them.
+# (40 epochs, batch 1024, Adam lr 2e-4 halved at epoch 20) on a GPU: 200 nets to distill on and
+# 20 held-out nets, PARALLEL (100) nets at once (vmap). Then, unless POOLS_ONLY=1, run
+# benchmarks/pretrained.py on them (the two experiments of the README).
 #
 #   benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]        # writes OUT_DIR/pools, OUT_DIR/runs,
 #                                                      # OUT_DIR/pretrained.md, OUT_DIR/log.txt
@@ -11,8 +12,9 @@ set -euo pipefail
 OUT=${1:?usage: benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]}
 DATA=${2:-${SOFTDISTILL_DATA:-../shared/data}}
 DEVICE=${DEVICE:-cuda}
-N_TRAIN=${N_TRAIN:-20}
-N_TEST=${N_TEST:-5}
+N_TRAIN=${N_TRAIN:-200}
+N_TEST=${N_TEST:-20}
+PARALLEL=${PARALLEL:-100}
 EPOCHS=${EPOCHS:-40}
 PY=${PYTHON:-$(dirname "$0")/../.venv/bin/python}
 [ -x "$PY" ] || PY=python3
@@ -20,7 +22,7 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 RECIPE=(--dataset mnist --data-dir "$DATA" --arch lenet --epochs "$EPOCHS" --decay_every 20
-        --lr 2e-4 --batch_size 1024 --device "$DEVICE")
+        --lr 2e-4 --batch_size 1024 --device "$DEVICE" --parallel "$PARALLEL")
 start=$(date +%s)
 "$PY" -m softdistill train "${RECIPE[@]}" --n_nets "$N_TRAIN" --split train \
     --out "$OUT/pools/mnist_lenet_train"

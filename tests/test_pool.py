@@ -211,3 +211,17 @@ def test_distill_attack_on_a_pool_end_to_end(tmp_path, capsys):
     assert "0 predicted as 1" in capsys.readouterr().out
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["n_nets"] == 2 and cfg["objective"] == "attack"
+
+
+def test_training_nets_at_once_equals_one_at_a_time(pools, tmp_path):
+    """--parallel K: one vmapped Adam over stacked weights trains K nets as K separate runs."""
+    root, data = pools
+    make_pool(tmp_path / "par", data, n_nets=4, parallel=3)  # a chunk of 3, then one alone
+    one, par = load_pool(root / "train"), load_pool(tmp_path / "par")
+    for a, b in zip(one.load(range(4)), par.load(range(4))):
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5)
+    accs = [
+        (n["test_acc"], m["test_acc"]) for n, m in zip(one.manifest["nets"], par.manifest["nets"])
+    ]
+    assert all(abs(x - y) < 0.02 for x, y in accs)

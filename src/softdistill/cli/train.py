@@ -91,12 +91,13 @@ def _check_folder(out: Path, cfg, overwrite: bool) -> None:
                 "--overwrite to replace it or choose another --out"
             )
         else:  # an interrupted (or finished) pool: continue it if the settings are the same
-            # (n_nets may change: net i's seed depends only on i, so a pool can grow)
+            # (n_nets may change: net i's seed depends only on i, so a pool can grow; parallel
+            # changes how fast, not what)
             saved, now = io.read_json(saved_path), cfg.to_dict()
             diff = [
                 f"{k} {saved.get(k)!r} -> {now.get(k)!r}"
                 for k in sorted(set(saved) | set(now))
-                if k not in (*MACHINE_KEYS, "n_nets") and saved.get(k) != now.get(k)
+                if k not in (*MACHINE_KEYS, "n_nets", "parallel") and saved.get(k) != now.get(k)
             ]
             if diff:
                 raise UsageError(
