@@ -190,7 +190,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     cmds, walls = {}, {}
     for name in args.only:
-        cmds[name], walls[name] = run(args, name)
+        try:
+            cmds[name], walls[name] = run(args, name)
+        except subprocess.CalledProcessError as e:
+            print(f"pretrained.py: the {name} run failed (exit {e.returncode})", file=sys.stderr)
+            return 1
     text = write_table(args, cmds, walls)
     args.table.parent.mkdir(parents=True, exist_ok=True)
     args.table.write_text(text)
