@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets clean
+.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets gpu-pools clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -21,6 +21,7 @@ help:
 	@echo "make protocol-table  baselines + from-scratch cross-arch table (meant for a GPU)"
 	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
 	@echo "make gpu-text OUT=DIR  all text rows on one CUDA GPU in parallel (~3 min on an H100) -> DIR"
+	@echo "make gpu-pools OUT=DIR   MNIST LeNet pools (original recipe) + adapt/attack runs on a GPU"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -113,6 +114,12 @@ text-devdata:
 	gzip -c $(DATA)/text/imdb/test.tsv > $(DEST)/text/imdb/test.tsv.gz
 	cp $(DATA)/embeddings/glove.6B.100d.top2716.txt $(DEST)/embeddings/
 	du -sh $(DEST)
+
+# Pools of pretrained LeNets with the original recipe, then benchmarks/pretrained.py; < 3 min on
+# an H100 is the aim (see benchmarks/gpu_pools.sh). POOLS_ONLY=1 skips the experiments.
+gpu-pools: $(STAMP)
+	test -n "$(OUT)" || (echo "usage: make gpu-pools OUT=DIR [DATA=...]" && false)
+	PYTHON=$(BIN)/python benchmarks/gpu_pools.sh $(OUT) $(DATA)
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

@@ -38,3 +38,23 @@ def blobs(n_classes: int = 3, n_per_class: int = 40, size: int = 8, seed: int = 
         mean=(0.0,),
         std=(1.0,),
     )
+
+
+def make_pool(path, data: Dataset, arch_args=None, n_nets: int = 3, split: str = "train", **kw):
+    """A pool of small MLPs on ``data`` trained for a few fast epochs (``softdistill train``'s
+    library path), returning its manifest."""
+    from softdistill.models import build
+    from softdistill.pool import TrainConfig, train_pool, write_manifest
+
+    arch_args = arch_args if arch_args is not None else {"hidden": [16]}
+    cfg = TrainConfig(
+        dataset="digits",
+        arch="mlp",
+        arch_args=arch_args,
+        n_nets=n_nets,
+        split=split,
+        **{"epochs": 3, "batch_size": 32, "lr": 1e-2, **kw},
+    ).validate()
+    model = build("mlp", data.sample_shape, data.n_classes, **arch_args)
+    train_pool(cfg, data, model, path)
+    return write_manifest(cfg, data, path)

@@ -67,3 +67,19 @@ def test_unknown_dataset_suggests():
 def test_split_checks_lengths():
     with pytest.raises(ValueError, match="3 rows but y has 2"):
         Split(torch.zeros(3, 2), torch.zeros(2))
+
+
+def test_usps_is_upsampled_to_28x28_with_its_own_statistics(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 16, 16), dtype=np.float32)  # usps.npz: float32 in [0, 1]
+    y = np.arange(12, dtype=np.uint8) % 10
+    np.savez_compressed(tmp_path / "usps.npz", x_train=x, y_train=y, x_test=x[:4], y_test=y[:4])
+    d = load("usps", tmp_path)
+    assert d.train.x.shape == (12, 1, 28, 28) and d.test.x.shape == (4, 1, 28, 28)
+    assert d.mean == (0.2546,) and d.std == (0.3522,) and d.n_classes == 10
+    expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x[:1, None]), size=(28, 28), mode="bilinear", align_corners=False
+    )
+    assert torch.allclose(d.train.x[:1], (expected - 0.2546) / 0.3522, atol=1e-6)
+    with pytest.raises(DataError, match="usps.npz"):
+        load("usps", tmp_path / "missing")

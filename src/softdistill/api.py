@@ -45,6 +45,7 @@ RESUMABLE_CHANGES = {
     "tensorboard",
     "data_dir",
     "download",
+    "test_pool",
 }
 
 ConfigLike = Config | Mapping[str, Any] | str | Path | None
@@ -150,13 +151,17 @@ def distill(
         progress: called after every outer step with ``(step, {"loss": ...})``.
         **overrides: any config key, e.g. ``dataset="mnist", per_class=1, outer_steps=500``.
 
+    In a ``torch.distributed`` process group (``torchrun``), every rank calls this with the
+    same configuration (checked); the inner nets are sharded across ranks and only rank 0
+    writes the run folder, evaluates and returns the run; the other ranks return None.
+
     Raises:
         ConfigError: a bad configuration (nothing long has started).
         RunDirError: the run folder exists, cannot be written or the disk is full.
         DataError: the dataset is missing or unreadable.
         DivergenceError: the outer loss became NaN/inf; the last good checkpoint is kept.
     """
-    from softdistill import io
+    from softdistill import distributed, io
     from softdistill.data import load_config
     from softdistill.distillation import distill as distill_loop
     from softdistill.evaluation import evaluate_config
@@ -175,10 +180,13 @@ def distill(
     if out is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         out = Path("runs") / f"{cfg.dataset.replace(':', '_')}_{cfg.arch}_{stamp}"
-    device = resolve_device(cfg.device)
+    device = distributed.local_device(resolve_device(cfg.device))
+    distributed.check_same_config(cfg.to_dict())
+    main = distributed.is_main()
     # Fail before the long work: folder exists / unwritable / disk full / missing extras.
-    io.prepare_run_dir(out, overwrite=overwrite, resume=resume)
-    writer = tensorboard_writer(out) if cfg.tensorboard else None
+    if main:
+        io.prepare_run_dir(out, overwrite=overwrite, resume=resume)
+    writer = tensorboard_writer(out) if cfg.tensorboard and main else None
     try:
         log.info("loading dataset %s", cfg.dataset)
         data = load_config(cfg)
@@ -188,14 +196,17 @@ def distill(
             raise ConfigError(str(e)) from None
         per_batch = len(cfg.label_classes(data.n_classes)) * cfg.per_class
         check_eval_config(cfg, cfg.n_batches * per_batch)
-        io.save_json(out / io.CONFIG, cfg.to_dict())
+        if main:
+            io.save_json(out / io.CONFIG, cfg.to_dict())
+        world_size = distributed.rank_world()[1]
         log.info(
-            "distilling %s into %d batch(es) of %d examples, T = %d, on %s; run folder %s",
+            "distilling %s into %d batch(es) of %d examples, T = %d, on %s%s; run folder %s",
             cfg.dataset,
             cfg.n_batches,
             per_batch,
             cfg.n_steps,
             device,
+            f" and {world_size - 1} more process(es)" if world_size > 1 else "",
             out,
         )
         on_record = None
@@ -219,6 +230,8 @@ def distill(
     finally:
         if writer is not None:
             writer.close()
+    if not main:
+        return None
     meta = {
         "dataset": data.name,
         "classes": data.class_names,

@@ -71,8 +71,13 @@ class Config:
     x_init: str = "noise"  # noise (N(0,1)) or real (random real examples of each class)
 
     # --- outer loop
-    nets: str = "fixed"  # fixed (known init) or random (fresh inits every outer step)
-    n_nets: int = 1  # inner networks per outer step (gradients averaged)
+    objective: str = "basic"  # basic; attack (attack_class -> target_class); adapt (pool nets
+    #                           pretrained on another dataset, learning this one)
+    attack_class: int = 0  # objective attack: real examples of this class ...
+    target_class: int = 1  # ... should be classified as this one after the synthetic steps
+    nets: str = "fixed"  # fixed (known init), random (fresh inits every outer step), or
+    #                      pool:PATH (n_nets drawn every step from a pool of pretrained nets)
+    n_nets: int = 1  # inner networks per outer step (gradients averaged over all processes)
     outer_steps: int = 1000
     batch_size: int = 1024  # real examples per outer step
     lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
@@ -92,7 +97,9 @@ class Config:
     ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
 
     # --- evaluation
-    test_n_nets: int = 10  # fresh random nets for evaluation when nets=random
+    test_n_nets: int = 10  # evaluation nets: fresh random inits (nets=random) or the first
+    #                        test_n_nets of test_pool (of the nets pool without one)
+    test_pool: str | None = None  # held-out pool of pretrained nets for evaluation (nets=pool:)
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))  # real-data
     #   baselines beside the synthetic set: random, kmeans, average, knn
     baseline_lr: str | float = "tuned"  # lrs of the baseline steps: tuned (best of
@@ -160,6 +167,11 @@ class Config:
         return dataclasses.replace(self, **changes)
 
     @property
+    def pool_path(self) -> str | None:
+        """The pool folder of ``nets: pool:PATH``, else None."""
+        return self.nets[5:] if self.nets.startswith("pool:") else None
+
+    @property
     def n_steps(self) -> int:
         """T = n_batches * n_epochs."""
         return self.n_batches * self.n_epochs
@@ -188,11 +200,39 @@ class Config:
         ds = self.dataset.split(":", 1)[0] + ":" if ":" in self.dataset else self.dataset
         choice("dataset", ds, DATASETS)
         choice("arch", self.arch, ARCHS)
+        if self.init.startswith("pool:"):
+            raise ConfigError(
+                f"init {self.init!r}: pretrained pools are given as nets: {self.init} "
+                "(--nets pool:PATH); init is the weight-init scheme of fresh nets"
+            )
         choice("init", self.init, INITS)
         if not self.label_init.startswith("file:"):
             choice("label_init", self.label_init, LABEL_INITS)
         choice("label_mode", self.label_mode, LABEL_MODES)
-        choice("nets", self.nets, ("fixed", "random"))
+        if self.pool_path is None:
+            choice("nets", self.nets, ("fixed", "random", "pool:PATH"))
+        elif not self.pool_path:
+            raise ConfigError("nets pool:PATH needs a path to a pool folder, e.g. pool:pools/mnist")
+        choice("objective", self.objective, ("basic", "attack", "adapt"))
+        if self.objective == "adapt" and self.pool_path is None:
+            raise ConfigError(
+                "objective adapt needs nets pretrained on a source dataset: nets pool:PATH "
+                f"(got nets {self.nets!r}); make a pool with `softdistill train`"
+            )
+        if self.test_pool is not None and self.pool_path is None:
+            raise ConfigError(
+                f"test_pool {self.test_pool!r} is for runs on pretrained nets (nets pool:PATH); "
+                f"got nets {self.nets!r}"
+            )
+        if self.attack_class < 0 or self.target_class < 0:
+            raise ConfigError(
+                f"attack_class and target_class must be >= 0, got {self.attack_class} and "
+                f"{self.target_class}"
+            )
+        if self.objective == "attack" and self.attack_class == self.target_class:
+            raise ConfigError(
+                f"attack_class and target_class are both {self.attack_class}: nothing to attack"
+            )
         choice("hypergrad", self.hypergrad, HYPERGRADS)
         choice("amp", self.amp, AMP_MODES)
         choice("x_init", self.x_init, ("noise", "real"))
@@ -315,6 +355,16 @@ class Config:
         if self.amp == "bf16" and self.dtype != "float32":
             raise ConfigError(f"amp bf16 needs dtype float32 (the master copies), got {self.dtype}")
 
+    def check_classes(self, n_classes: int) -> None:
+        """ConfigError if the attack classes are not classes of the dataset."""
+        if self.objective == "attack":
+            for key in ("attack_class", "target_class"):
+                if getattr(self, key) >= n_classes:
+                    raise ConfigError(
+                        f"{key} {getattr(self, key)} out of range: the dataset has classes "
+                        f"0..{n_classes - 1}"
+                    )
+
     def label_classes(self, n_classes: int) -> list[int]:
         """The classes that get synthetic examples, checked against the dataset's classes."""
         if self.init_labels is not None:
@@ -345,6 +395,7 @@ ORIGINAL_FLAGS = {
     "num_distill_classes": "n_label_classes",
     "random_init_labels": "label_init",
     "sample_n_nets": "n_nets",
+    "mode": "objective",
 }
 
 

@@ -1,8 +1,14 @@
 """The outer loop: learn a synthetic set by gradient descent on the hypergradient.
 
 Per outer step: draw a real batch (indexing tensors already in memory), take the inner nets
-(``fixed``: the same inits every step; ``random``: fresh inits), compute the hypergradient of each
-(averaged), take an Adam step (betas 0.5, 0.999) and a step-decay schedule step.
+(``fixed``: the same inits every step; ``random``: fresh inits; ``pool:PATH``: pretrained nets
+drawn from a pool), compute the hypergradient of each (averaged, across processes too when run
+under ``torchrun``), take an Adam step (betas 0.5, 0.999) and a step-decay schedule step.
+
+The outer objective (``cfg.objective``) is what the trained nets should do on real data:
+``basic`` and ``adapt`` classify the real batch correctly (``adapt`` starts from nets pretrained
+on another dataset); ``attack`` classifies ``attack_class`` as ``target_class`` and every other
+class correctly.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import io
+from softdistill import distributed, io
 from softdistill.config import Config, ConfigError
 from softdistill.core import (
     SyntheticSet,
@@ -41,6 +47,7 @@ __all__ = [
     "DistillResult",
     "DivergenceError",
     "RealBatches",
+    "attack_labels",
     "distill",
     "hypergrad_options",
     "make_outer_loss",
@@ -141,9 +148,23 @@ def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
     return lambda params: F.cross_entropy(forward(model, params, x), y)
 
 
+def attack_labels(y: Tensor, attack_class: int, target_class: int) -> Tensor:
+    """``y`` with every ``attack_class`` replaced by ``target_class`` (the attack's goal)."""
+    return torch.where(y == attack_class, torch.full_like(y, target_class), y)
+
+
 def make_outer_loss(cfg: Config, model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
-    """The outer objective of ``cfg`` on the real batch ``(x, y)``."""
-    return basic_outer_loss(model, x, y)
+    """The outer objective of ``cfg`` on the real batch ``(x, y)``.
+
+    ``basic``/``adapt``: cross-entropy against the true labels. ``attack``: against the labels
+    with ``attack_class`` relabelled ``target_class``, so the trained nets learn to misclassify
+    that one class while keeping the others.
+    """
+    if cfg.objective == "attack":
+        return basic_outer_loss(model, x, attack_labels(y, cfg.attack_class, cfg.target_class))
+    if cfg.objective in ("basic", "adapt"):
+        return basic_outer_loss(model, x, y)
+    raise ConfigError(f"unknown objective {cfg.objective!r}; expected basic, attack or adapt")
 
 
 def outer_grads(
@@ -242,17 +263,34 @@ def distill(
     With ``run_dir``, small snapshots of ``x_syn`` go to ``snapshots/`` every
     ``cfg.snapshot_interval`` outer steps (and at steps 0 and the last) for the report.
 
+    In a process group (``torchrun``), every rank calls this with the same ``cfg`` (checked);
+    the nets are sharded across ranks, loss and hypergradient averaged over all of them, and
+    only rank 0 writes ``run_dir`` and computes the test accuracy of ``eval_every``.
+
     Raises:
         DivergenceError: the loss became NaN/inf; the last good checkpoint is kept.
     """
     dtype = getattr(torch, cfg.dtype)
     device = torch.device(device)
+    rank, world_size = distributed.rank_world()
+    distributed.check_same_config(cfg.to_dict())
+    cfg.check_classes(data.n_classes)
+    main = rank == 0
     model = model.to(device=device, dtype=dtype)
     train = data.train.to(device, dtype)
-    test = data.test.to(device, dtype) if cfg.eval_every else None
+    test = data.test.to(device, dtype) if cfg.eval_every and main else None
     syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
-    source = NetSource(model, cfg, device=device, dtype=dtype)
+    source = NetSource(
+        model,
+        cfg,
+        device=device,
+        dtype=dtype,
+        sample_shape=data.sample_shape,
+        n_classes=data.n_classes,
+        rank=rank,
+        world_size=world_size,
+    )
     truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
     leaves = [p for p in syn.parameters() if p.requires_grad]
     # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
@@ -263,8 +301,8 @@ def distill(
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
-    metrics_path = run_dir / io.METRICS if run_dir else None
-    snapshot_every = cfg.snapshot_interval if run_dir else 0
+    metrics_path = run_dir / io.METRICS if run_dir and main else None
+    snapshot_every = cfg.snapshot_interval if run_dir and main else 0
 
     start, elapsed = 0, 0.0
     if resume:
@@ -283,18 +321,28 @@ def distill(
             syn_ema.load_state_dict(state["syn_ema"])
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
-        _remove_partial_writes(ckpt_path, metrics_path)
-        io.remove_snapshots_after(run_dir, start)
+        if main:
+            _remove_partial_writes(ckpt_path, metrics_path)
+            io.remove_snapshots_after(run_dir, start)
         log.info("resumed from %s at outer step %d", ckpt_path, start)
-    # test accuracy in metrics: on the fixed inits, or on a few never-trained-on random inits
+    # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
     watch = (
-        eval_nets(model, cfg, source.fixed, min(cfg.test_n_nets, 4), device=device, dtype=dtype)
-        if cfg.eval_every
+        eval_nets(
+            model,
+            cfg,
+            source.fixed,
+            min(cfg.test_n_nets, 4),
+            device=device,
+            dtype=dtype,
+            sample_shape=data.sample_shape,
+            n_classes=data.n_classes,
+        )
+        if cfg.eval_every and main
         else []
     )
 
     def checkpoint(step: int, seconds: float) -> None:
-        if ckpt_path is None:
+        if ckpt_path is None or not main:
             return
         state = {
             "step": step,
@@ -327,6 +375,7 @@ def distill(
             loss, grads = outer_grads(
                 model, source.draw(), syn, outer_loss, batched=cfg.batched_nets, **options
             )
+        loss, grads = distributed.all_reduce_mean(loss, grads, source.n_local, cfg.n_nets)
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
         loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
         if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
@@ -350,7 +399,7 @@ def distill(
         info = {"loss": loss_value}
         last = step == cfg.outer_steps
         want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
-        logging_on = metrics_path is not None or on_record is not None
+        logging_on = main and (metrics_path is not None or on_record is not None)
         if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
             lrs = syn.lrs.detach()
             record = {

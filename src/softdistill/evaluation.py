@@ -25,6 +25,8 @@ from softdistill.typing import Params, Step
 __all__ = [
     "EvalResult",
     "accuracy",
+    "attack_metrics",
+    "evaluate_attack",
     "evaluate_config",
     "evaluate_run",
     "evaluate_steps",
@@ -67,6 +69,78 @@ def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 2
         logits = forward(model, params, split.x[i : i + batch_size])
         correct += (logits.argmax(-1) == split.y[i : i + batch_size]).sum().item()
     return correct / len(split)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, params: Params, x: Tensor, batch_size: int = 2048) -> Tensor:
+    """Predicted classes of ``f(x; params)``, ``(N,)``."""
+    return torch.cat(
+        [
+            forward(model, params, x[i : i + batch_size]).argmax(-1)
+            for i in range(0, len(x), batch_size)
+        ]
+    )
+
+
+def attack_metrics(
+    pred: Tensor, y: Tensor, attack_class: int, target_class: int, n_classes: int
+) -> dict[str, float | list[float]]:
+    """The attack setting's numbers for one net's predictions ``pred`` of true labels ``y``.
+
+    ``acc``: overall accuracy; ``acc_modified``: accuracy w.r.t. the attack's labels
+    (``attack_class`` relabelled ``target_class``); ``per_class``: accuracy on each class;
+    ``acc_others``: accuracy on the examples not of ``attack_class``; ``attacked``: the fraction
+    of ``attack_class`` examples predicted as ``target_class``.
+    """
+    modified = torch.where(y == attack_class, torch.full_like(y, target_class), y)
+    others = y != attack_class
+    correct = (pred == y).double()
+    per_class = [
+        correct[y == c].mean().item() if (y == c).any() else float("nan") for c in range(n_classes)
+    ]
+    is_attack = y == attack_class
+    return {
+        "acc": correct.mean().item(),
+        "acc_modified": (pred == modified).double().mean().item(),
+        "acc_others": correct[others].mean().item() if others.any() else float("nan"),
+        "attacked": (pred[is_attack] == target_class).double().mean().item()
+        if is_attack.any()
+        else float("nan"),
+        "per_class": per_class,
+    }
+
+
+def evaluate_attack(
+    model: nn.Module,
+    nets: Sequence[Params],
+    syn: SyntheticSet,
+    test: Split,
+    attack_class: int,
+    target_class: int,
+) -> dict:
+    """Attack numbers of ``nets`` before and after the learned steps: per net and the mean."""
+    steps = syn.detached_steps()
+    out = {"attack_class": attack_class, "target_class": target_class}
+    for name, trained in (
+        ("before", list(nets)),
+        ("distilled", [unroll(model, p, steps)[-1] for p in nets]),
+    ):
+        per_net = [
+            attack_metrics(
+                predict(model, p, test.x), test.y, attack_class, target_class, syn.n_classes
+            )
+            for p in trained
+        ]
+        summary = {
+            k: statistics.fmean(m[k] for m in per_net)
+            for k in ("acc", "acc_modified", "acc_others", "attacked")
+        }
+        summary["per_class"] = [
+            statistics.fmean(m["per_class"][c] for m in per_net) for c in range(syn.n_classes)
+        ]
+        summary["per_net"] = per_net
+        out[name] = summary
+    return out
 
 
 def evaluate_steps(
@@ -243,8 +317,10 @@ def evaluate_config(
     device,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``) or on
-    ``cfg.test_n_nets`` fresh random inits never used in training."""
+    """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``), on
+    ``cfg.test_n_nets`` fresh random inits never used in training (``nets: random``), or on the
+    held-out ``test_pool`` (``nets: pool:PATH``). The attack objective adds ``attack``: its
+    numbers before and after the learned steps."""
     from softdistill.nets import eval_nets
 
     dtype = getattr(torch, cfg.dtype)
@@ -256,6 +332,8 @@ def evaluate_config(
         cfg.test_n_nets,
         device=device,
         dtype=dtype,
+        sample_shape=data.sample_shape,
+        n_classes=data.n_classes,
     )
     archs = cfg.scratch_archs or [cfg.arch]
     arch_args = {cfg.arch: cfg.arch_args, **cfg.scratch_arch_args}
@@ -278,7 +356,17 @@ def evaluate_config(
         seed=cfg.seed,
         progress=progress,
     )
-    ev["protocol"].update(dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets)
+    ev["protocol"].update(
+        dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets, objective=cfg.objective
+    )
+    if cfg.pool_path is not None:
+        ev["protocol"]["eval_nets"] = cfg.test_pool or f"{cfg.pool_path} (the nets distilled on)"
+        ev["protocol"]["source_dataset"] = _pool_dataset(cfg.test_pool or cfg.pool_path)
+    if cfg.objective == "attack":
+        test = data.test.to(device, dtype)
+        ev["attack"] = evaluate_attack(
+            model, nets, syn.to(device), test, cfg.attack_class, cfg.target_class
+        )
     if "scratch" in ev:
         ev["scratch"]["distilled_arch"] = cfg.arch
     return ev
@@ -324,3 +412,9 @@ def train_full(
         if progress is not None:
             progress(epoch + 1, accs[-1])
     return EvalResult([accs[-1]], {"per_epoch": accs, "epochs": epochs, "lr": lr})
+
+
+def _pool_dataset(path: str) -> str:
+    from softdistill.pool import load_pool
+
+    return load_pool(path).dataset

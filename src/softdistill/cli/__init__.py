@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import re
 import sys
 
@@ -20,7 +21,7 @@ from softdistill.config import ConfigError
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
 # Subcommand modules under softdistill.cli, in the order `--help` lists them.
-COMMANDS = ("distill", "evaluate", "report", "export", "show", "datasets")
+COMMANDS = ("distill", "evaluate", "train", "report", "export", "show", "datasets")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,25 +79,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    # Under torchrun only rank 0 reports progress; every rank reports its errors.
+    rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s", force=True
+        level=logging.WARNING if args.quiet or rank > 0 else logging.INFO,
+        format="%(message)s",
+        force=True,
     )
     from softdistill.data import DataError
     from softdistill.distillation import DivergenceError
     from softdistill.export import ExportError
     from softdistill.io import RunDirError
+    from softdistill.pool import PoolError
+
+    who = f" (rank {rank})" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else ""
 
     try:
         return args.func(args)
     except (UsageError, ConfigError, ExportError) as e:
         if args.debug:
             raise
-        print(f"softdistill: error: {e}", file=sys.stderr)
+        print(f"softdistill: error{who}: {e}", file=sys.stderr)
         return 2
-    except (DataError, RunDirError, DivergenceError, OSError) as e:
+    except (DataError, RunDirError, PoolError, DivergenceError, OSError) as e:
         if args.debug:
             raise
-        print(f"softdistill: error: {e}\n(run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"softdistill: error{who}: {e}\n(run with --debug for the traceback)", file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print("softdistill: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)

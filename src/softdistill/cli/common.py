@@ -57,6 +57,11 @@ def _nets_type(value: str) -> str:
     return {"known_init": "fixed", "unknown_init": "random"}.get(value, value)
 
 
+def _objective_type(value: str) -> str:
+    """Accept the original ``distill_basic``/``distill_attack``/``distill_adapt`` modes."""
+    return value.removeprefix("distill_")
+
+
 _ALIASES = {  # original flag -> (our field, extra argparse kwargs)
     "distill_steps": "n_batches",
     "distill_epochs": "n_epochs",
@@ -65,6 +70,8 @@ _ALIASES = {  # original flag -> (our field, extra argparse kwargs)
     "train_nets_type": "nets",
     "num_distill_classes": "n_label_classes",
     "random_init_labels": "label_init",
+    "sample_n_nets": "n_nets",
+    "mode": "objective",
 }
 
 
@@ -114,7 +121,7 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         elif t.startswith("list[float]"):
             kw.update(nargs="+", type=float)
         elif t.startswith("list[str]"):
-            kw.update(nargs="+")
+            kw.update(nargs="*")  # `--baselines` alone: none
         elif t.startswith("dict"):
             kw.update(type=_kv, metavar="K=V,...")
         elif t.startswith("int"):
@@ -123,6 +130,8 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             kw["type"] = float
         elif f.name == "nets":
             kw["type"] = _nets_type
+        elif f.name == "objective":
+            kw["type"] = _objective_type
         g.add_argument(*names, **kw)
     g.add_argument(
         "--static_labels",
@@ -282,6 +291,23 @@ def format_summary(ev: dict) -> str:
         else:
             extra = ""
         lines.append(f"baseline {name}{extra}: {pct(r)}")
+    if "attack" in ev:
+        a = ev["attack"]
+        src, dst = a["attack_class"], a["target_class"]
+        b, d = a["before"], a["distilled"]
+        lines += [
+            f"attack {src} -> {dst} (before -> after the distilled steps):",
+            f"  {src} predicted as {dst}: {100 * b['attacked']:.2f}% -> {100 * d['attacked']:.2f}%",
+            f"  accuracy on the other classes: {100 * b['acc_others']:.2f}% -> "
+            f"{100 * d['acc_others']:.2f}%",
+            f"  accuracy w.r.t. the modified labels: {100 * b['acc_modified']:.2f}% -> "
+            f"{100 * d['acc_modified']:.2f}%",
+            "  per class: "
+            + ", ".join(
+                f"{c}: {100 * x:.1f}->{100 * y:.1f}"
+                for c, (x, y) in enumerate(zip(b["per_class"], d["per_class"]))
+            ),
+        ]
     if "scratch" in ev:
         from softdistill.protocol import format_scratch_table
 

@@ -1,4 +1,9 @@
-"""``softdistill distill``: learn a synthetic set, save the run folder, evaluate it."""
+"""``softdistill distill``: learn a synthetic set, save the run folder, evaluate it.
+
+Under ``torchrun --nproc-per-node N -m softdistill distill ...`` every process runs this command;
+they share the inner nets and average hypergradients (see :mod:`softdistill.distributed`), and
+rank 0 alone writes the run folder, evaluates and prints.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from softdistill.cli.common import (
     add_config_flags,
     config_from_args,
     format_summary,
+    pick_device,
 )
 
 log = logging.getLogger("softdistill")
@@ -40,7 +46,7 @@ def register(sub, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from softdistill import api, io
+    from softdistill import api, distributed, io
     from softdistill.config import Config, read_config_file
 
     out = Path(args.out) if args.out else None
@@ -58,13 +64,18 @@ def run(args: argparse.Namespace) -> int:
         cfg = config_from_args(args)
         start = 0
     torch.manual_seed(cfg.seed)  # the checkpoint restores the RNG state of a resumed run
-    progress = Progress(cfg.outer_steps, start, enabled=not args.quiet)
-    try:
-        run_ = api.distill(
-            cfg, out=out, overwrite=args.overwrite, resume=args.resume, progress=progress
-        )
-    finally:
-        progress.close()
+    # torchrun: join the process group for this command (one GPU per process on CUDA)
+    with distributed.process_group(pick_device(cfg.device)):
+        main = distributed.is_main()
+        progress = Progress(cfg.outer_steps, start, enabled=not args.quiet and main)
+        try:
+            run_ = api.distill(
+                cfg, out=out, overwrite=args.overwrite, resume=args.resume, progress=progress
+            )
+        finally:
+            progress.close()
+    if run_ is None:  # not rank 0: rank 0 writes and reports
+        return 0
     if run_.eval:
         print(format_summary(run_.eval))
     m = run_.meta

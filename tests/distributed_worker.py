@@ -1,0 +1,65 @@
+"""The worker of tests/test_distributed.py: one rank of a gloo process group (spawned)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from helpers import blobs
+from softdistill.config import Config, ConfigError
+from softdistill.distillation import distill
+from softdistill.distributed import check_same_config
+from softdistill.models import build
+
+TINY = dict(
+    arch="mlp",
+    arch_args={"hidden": [16]},
+    dtype="float64",
+    outer_steps=3,
+    batch_size=32,
+    n_batches=2,
+    n_epochs=2,
+    init_lr=0.1,
+    lr=0.05,
+    n_nets=4,
+)
+
+
+def cases(pool: Path) -> dict[str, Config]:
+    """Runs over the same set of nets at any world size: 4 nets per step (2 per rank)."""
+    return {
+        "fixed": Config(**TINY, nets="fixed").validate(),
+        "random": Config(**TINY, nets="random").validate(),
+        "pool": Config(**TINY, nets=f"pool:{pool}", objective="attack").validate(),
+    }
+
+
+def run_cases(pool: Path) -> dict[str, list[torch.Tensor]]:
+    """The synthetic set's tensors after ``distill`` of every case."""
+    data = blobs()
+    out = {}
+    for name, cfg in cases(pool).items():
+        model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
+        out[name] = [p.detach().clone() for p in distill(cfg, data, model).syn.parameters()]
+    return out
+
+
+def worker(rank: int, world_size: int, init_file: str, pool: str, out: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size
+    )
+    try:
+        # a config that differs on one rank is refused on every rank, naming the key
+        try:
+            check_same_config({**Config().to_dict(), "lr": [0.05, 0.07][rank]})
+            mismatch = "no error"
+        except ConfigError as e:
+            mismatch = str(e)
+        check_same_config({**Config().to_dict(), "device": f"cpu:{rank}"})  # a machine key
+        results = {"mismatch": mismatch, **run_cases(Path(pool))}
+        torch.save(results, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
