@@ -48,6 +48,7 @@ __all__ = [
     "load_run",
     "load_snapshots",
     "load_synthetic",
+    "read_safetensors",
     "prepare_run_dir",
     "read_json",
     "save_checkpoint",
@@ -185,22 +186,26 @@ def save_synthetic(path: str | Path, syn: SyntheticSet, meta: dict[str, Any]) ->
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(
+    path: Path, error: type[Exception] = RunDirError
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a safetensors file; ``error`` (naming the path) when it is
+    missing or unreadable."""
     from safetensors import safe_open
 
     if not path.is_file():
-        raise RunDirError(f"missing file {path}")
+        raise error(f"missing file {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
         return load_file(str(path)), metadata
     except (SafetensorError, OSError, ValueError) as e:
-        raise RunDirError(f"cannot read {path} (corrupt or truncated?): {e}") from None
+        raise error(f"cannot read {path} (corrupt or truncated?): {e}") from None
 
 
 def load_synthetic(path: str | Path) -> tuple[SyntheticSet, dict[str, Any]]:
     """Read a synthetic set written by :func:`save_synthetic` (nothing requires grad)."""
-    tensors, metadata = _read_safetensors(Path(path))
+    tensors, metadata = read_safetensors(Path(path))
     meta: dict[str, Any] = {}
     for k, v in metadata.items():
         try:
@@ -232,7 +237,7 @@ def save_params(path: str | Path, nets: list[Params]) -> Path:
 
 
 def load_params(path: str | Path, device=None) -> list[Params]:
-    tensors, metadata = _read_safetensors(Path(path))
+    tensors, metadata = read_safetensors(Path(path))
     nets: list[Params] = [{} for _ in range(int(metadata.get("n_nets", 0)))]
     for key, v in tensors.items():
         i, name = key.split("/", 1)
@@ -257,7 +262,7 @@ def save_embedding(
 
 def load_embedding(path: str | Path) -> tuple[torch.Tensor, list[str], dict[str, Any]]:
     """``(table, vocab, meta)`` written by :func:`save_embedding`."""
-    tensors, metadata = _read_safetensors(Path(path))
+    tensors, metadata = read_safetensors(Path(path))
     try:
         vocab = json.loads(metadata["vocab"])
     except (KeyError, json.JSONDecodeError):
@@ -326,7 +331,7 @@ def load_snapshots(run_dir: str | Path) -> list[Snapshot]:
     out = []
     for f in sorted((Path(run_dir) / SNAPSHOTS).glob("*.safetensors")):
         try:
-            t, meta = _read_safetensors(f)
+            t, meta = read_safetensors(f)
             out.append(
                 Snapshot(
                     int(meta["step"]),

@@ -361,17 +361,9 @@ def write_manifest(cfg: TrainConfig, data: Dataset, out: str | Path) -> dict[str
 
 # ----------------------------------------------------------------------------- loading
 def _read_net(path: Path) -> tuple[Params, dict[str, str]]:
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
+    from softdistill.io import read_safetensors
 
-    if not path.is_file():
-        raise PoolError(f"missing pool file {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        return load_file(str(path)), meta
-    except (SafetensorError, OSError, ValueError) as e:
-        raise PoolError(f"cannot read {path} (corrupt or truncated?): {e}") from None
+    return read_safetensors(path, PoolError)
 
 
 def check_params(model: nn.Module, params: Params, where: str) -> None:
