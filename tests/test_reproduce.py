@@ -111,6 +111,8 @@ def test_gpu_reproduce_runs_on_cpu_with_tiny_settings(tmp_path, monkeypatch):
     argv += ["--data-dir", str(tmp_path), "--baselines", "random"]
     assert gpu.main(argv + [a for kv in tiny for a in ("--set", kv)]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert summary["outer_steps"] == 2 and len(summary["curve"]) == 2
+    # cut to the budget: at least the probe's steps, as many as 1 s allows on this machine
+    assert 2 <= summary["outer_steps"] <= summary["preset_outer_steps"]
+    assert len(summary["curve"]) == summary["outer_steps"]  # evaluated at every step
     assert 0 <= summary["distilled"]["mean"] <= 1
     assert (tmp_path / "out" / "cifar10_alexcifarnet_fixed_100" / "eval.json").is_file()

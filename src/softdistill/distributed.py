@@ -89,13 +89,22 @@ def init_from_env(device: torch.device, timeout: timedelta | None = None) -> tor
 
 @contextmanager
 def process_group(device: torch.device, timeout: timedelta | None = None) -> Iterator[torch.device]:
-    """:func:`init_from_env` for the duration of a command; leaves the group it created."""
+    """:func:`init_from_env` for the duration of a command; leaves the group it created.
+
+    On success every rank waits for the others before leaving (rank 0 may still be evaluating
+    or writing): a rank that tears the group down while a peer still uses it can abort in
+    gloo's threads. On an error the rank leaves at once (torchrun stops the others).
+    """
     created = launched_by_torchrun() and not (dist.is_available() and dist.is_initialized())
     device = init_from_env(device, timeout)
+    ok = False
     try:
         yield device
+        ok = True
     finally:
         if created:
+            if ok:
+                barrier()
             shutdown()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 from softdistill.cli.common import (
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         start = 0
     torch.manual_seed(cfg.seed)  # the checkpoint restores the RNG state of a resumed run
     # torchrun: join the process group for this command (one GPU per process on CUDA)
-    with distributed.process_group(pick_device(cfg.device)):
+    # the other ranks wait for rank 0's final evaluation in one barrier: allow a long wait
+    with distributed.process_group(pick_device(cfg.device), timeout=timedelta(hours=12)):
         main = distributed.is_main()
         progress = Progress(cfg.outer_steps, start, enabled=not args.quiet and main)
         try:
