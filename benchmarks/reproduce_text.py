@@ -39,7 +39,7 @@ from softdistill.cli import main as cli_main  # noqa: E402
 from softdistill.config import Config  # noqa: E402
 from softdistill.data import load_config  # noqa: E402
 from softdistill.distillation import distill  # noqa: E402
-from softdistill.evaluation import subset, train_full  # noqa: E402
+from softdistill.evaluation import train_full  # noqa: E402
 from softdistill.models import build  # noqa: E402
 from softdistill.nets import eval_nets  # noqa: E402
 
@@ -176,7 +176,7 @@ def full_data(run: Path, epochs: int, args) -> dict:
     train, test = data.train.to(device), data.test.to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     if args.smoke:
-        train, epochs = subset(train, 512, g), 1
+        train, epochs = train.sample(512, g), 1
     log(f"{run.name}: full-data training, {epochs} epochs on {len(train)} examples")
     t0 = time.perf_counter()
     res = train_full(

@@ -264,13 +264,6 @@ def best_of(scores: Sequence[float], n_keep: int) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- orchestration
-def _subset(split: Split, n: int, generator: torch.Generator) -> Split:
-    if n >= len(split):
-        return split
-    idx = torch.randperm(len(split), generator=generator)[:n].to(split.x.device)
-    return Split(split.x[idx], split.y[idx])
-
-
 def evaluate_baselines(
     model: nn.Module,
     nets: Sequence[Params],
@@ -323,7 +316,7 @@ def evaluate_baselines(
     if "knn" in names and not 1 <= knn_k <= n_ref:
         raise ValueError(f"knn_k={knn_k} must be between 1 and the {n_ref} synthetic examples")
     T, dtype, device = syn.n_steps, train.x.dtype, train.x.device
-    val = _subset(train, val_size, torch.Generator().manual_seed(seed + 17))
+    val = train.sample(val_size, torch.Generator().manual_seed(seed + 17))
     scorers = list(nets[:score_nets])
     n_keep = max(1, math.ceil(min_trainings / len(nets)))
     learned = syn.lrs.detach().to(device=device, dtype=dtype)

@@ -33,7 +33,6 @@ __all__ = [
     "evaluate_synthetic",
     "random_real_steps",
     "scratch_settings",
-    "subset",
     "train_full",
     "tune_fixed_lr",
 ]
@@ -197,14 +196,6 @@ def tune_fixed_lr(
     """The learning rate of ``grid`` whose steps give the best mean accuracy on ``val``."""
     scores = {lr: evaluate_steps(model, nets, make_steps(lr), val).mean for lr in grid}
     return max(scores, key=scores.get)
-
-
-def subset(split: Split, n: int, generator: torch.Generator) -> Split:
-    """``n`` random examples of ``split`` (all of it if it is smaller)."""
-    if n >= len(split):
-        return split
-    idx = torch.randperm(len(split), generator=generator)[:n].to(split.x.device)
-    return Split(split.x[idx], split.y[idx])
 
 
 def evaluate_run(

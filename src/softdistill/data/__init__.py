@@ -61,6 +61,13 @@ class Split:
     def to(self, device=None, dtype=None) -> Split:
         return Split(self.x.to(device=device, dtype=dtype), self.y.to(device=device))
 
+    def sample(self, n: int, generator: torch.Generator) -> Split:
+        """``n`` random examples (all of the split if it is smaller)."""
+        if n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=generator)[:n].to(self.y.device)
+        return Split(self.x[idx], self.y[idx])
+
 
 @dataclass
 class Dataset:
