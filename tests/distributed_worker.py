@@ -61,5 +61,6 @@ def worker(rank: int, world_size: int, init_file: str, pool: str, out: str) -> N
         check_same_config({**Config().to_dict(), "device": f"cpu:{rank}"})  # a machine key
         results = {"mismatch": mismatch, **run_cases(Path(pool))}
         torch.save(results, Path(out) / f"rank{rank}.pt")
+        dist.barrier()  # leave together: tearing gloo down under a busy peer can abort it
     finally:
         dist.destroy_process_group()
