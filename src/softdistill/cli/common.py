@@ -13,6 +13,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from softdistill.config import Config, read_config_file
@@ -75,14 +76,14 @@ _ALIASES = {  # original flag -> (our field, extra argparse kwargs)
 }
 
 
-def _field_help() -> dict[str, str]:
-    """Each Config field's help text: its comment in ``config.py`` (one source of truth)."""
+def _field_help(cls: type = Config) -> dict[str, str]:
+    """Each field's help text: its comment in the dataclass's source (one source of truth)."""
     import inspect
     import re
 
     helps: dict[str, str] = {}
     last = None
-    for line in inspect.getsource(Config).splitlines():
+    for line in inspect.getsource(cls).splitlines():
         m = re.match(r" {4}(\w+): [^=]+=.*?#\s*(.*)$", line)
         if m:
             last = m.group(1)
@@ -96,25 +97,33 @@ def _field_help() -> dict[str, str]:
     return {k: v.replace("%", "%%") for k, v in helps.items()}
 
 
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per Config field (default: not given), plus the original code's aliases."""
-    g = p.add_argument_group("configuration (any config-file key; flags override the file)")
-    helps = _field_help()
-    aliases: dict[str, list[str]] = {}
-    for old, new in _ALIASES.items():
-        aliases.setdefault(new, []).append(old)
-    for f in dataclasses.fields(Config):
+def add_dataclass_flags(
+    g: argparse._ArgumentGroup,
+    cls: type,
+    aliases: dict[str, str],
+    types: dict[str, Callable[[str], Any]] | None = None,
+) -> None:
+    """One flag per field of dataclass ``cls`` (``--name`` and ``--na-me``; default: not given,
+    so only explicit flags override a file), the old names in ``aliases`` (old -> new), help
+    from the field's comment, and a parser per field type (``types`` overrides by field name)."""
+    helps = _field_help(cls)
+    old_names: dict[str, list[str]] = {}
+    for old, new in aliases.items():
+        old_names.setdefault(new, []).append(old)
+    for f in dataclasses.fields(cls):
         names = [f"--{f.name}"]
         if "_" in f.name:
             names.append(f"--{f.name.replace('_', '-')}")
-        names += [f"--{a}" for a in aliases.get(f.name, [])]
+        names += [f"--{a}" for a in old_names.get(f.name, [])]
         kw: dict[str, Any] = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
             "help": f"{helps.get(f.name, '')} (default: {_default(f)})".lstrip(),
         }
         t = str(f.type)
-        if t == "bool":
+        if types and f.name in types:
+            kw["type"] = types[f.name]
+        elif t == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif t.startswith("list[int]"):
             kw.update(nargs="+", type=int)
@@ -128,11 +137,13 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
             kw["type"] = int
         elif t.startswith("float"):
             kw["type"] = float
-        elif f.name == "nets":
-            kw["type"] = _nets_type
-        elif f.name == "objective":
-            kw["type"] = _objective_type
         g.add_argument(*names, **kw)
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per Config field (default: not given), plus the original code's aliases."""
+    g = p.add_argument_group("configuration (any config-file key; flags override the file)")
+    add_dataclass_flags(g, Config, _ALIASES, {"nets": _nets_type, "objective": _objective_type})
     g.add_argument(
         "--static_labels",
         "--static-labels",

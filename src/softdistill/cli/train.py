@@ -13,9 +13,8 @@ import dataclasses
 import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from softdistill.cli.common import UsageError, _kv, pick_device
+from softdistill.cli.common import UsageError, add_dataclass_flags, pick_device
 from softdistill.config import ConfigError
 
 log = logging.getLogger("softdistill")
@@ -45,23 +44,7 @@ def register(sub, parents) -> None:
         "--overwrite", action="store_true", help="replace a pool folder made with other settings"
     )
     g = t.add_argument_group("training settings")
-    aliases: dict[str, list[str]] = {}
-    for old, new in _ALIASES.items():
-        aliases.setdefault(new, []).append(old)
-    for f in dataclasses.fields(TrainConfig):
-        names = [f"--{f.name}"]
-        if "_" in f.name:
-            names.append(f"--{f.name.replace('_', '-')}")
-        names += [f"--{a}" for a in aliases.get(f.name, [])]
-        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS}
-        kind = str(f.type)
-        if kind.startswith("dict"):
-            kw.update(type=_kv, metavar="K=V,...")
-        elif kind.startswith("int"):
-            kw["type"] = int
-        elif kind.startswith("float"):
-            kw["type"] = float
-        g.add_argument(*names, **kw)
+    add_dataclass_flags(g, TrainConfig, _ALIASES)
     t.set_defaults(func=run)
 
 
