@@ -49,6 +49,7 @@ __all__ = [
     "load_snapshots",
     "load_synthetic",
     "read_safetensors",
+    "save_png",
     "prepare_run_dir",
     "read_json",
     "save_checkpoint",
@@ -103,6 +104,16 @@ def atomic_write(path: str | Path, write) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def save_png(fig, path: str | Path, dpi: int) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG (atomically) and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
+    finally:
+        plt.close(fig)
 
 
 def save_json(path: str | Path, obj: Any) -> Path:

@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from softdistill import io
-from softdistill.io import atomic_write
+from softdistill.io import atomic_write, save_png
 
 __all__ = [
     "EXAMPLE_VIEWS",
@@ -771,11 +771,4 @@ def save_synthetic_grid(
             fontsize=7,
         )
     fig.tight_layout()
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=110)
-
-    try:
-        return atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    return save_png(fig, path, dpi=110)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from softdistill.io import atomic_write
+from softdistill.io import atomic_write, save_png
 
 __all__ = [
     "NearestWords",
@@ -231,14 +231,7 @@ def save_nearest_heatmap(
     axl.set_yticks([])
     axl.set_title("soft labels", fontsize=8)
     fig.tight_layout()
-
-    def write(tmp: str) -> None:
-        fig.savefig(tmp, format="png", dpi=120)
-
-    try:
-        return atomic_write(path, write)
-    finally:
-        plt.close(fig)
+    return save_png(fig, path, dpi=120)
 
 
 def save_text_report(out: str | Path, syn, data) -> None:
