@@ -92,6 +92,17 @@ def test_config_file_and_original_flag_aliases(tmp_path):
     assert len(run.eval["distilled"]["per_net"]) == 2
 
 
+def test_val_size_selection_is_reported_and_kept_by_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = [*FAST, "--outer_steps", "6", "--eval_every", "2", "--val_size", "50"]
+    assert main(["distill", "--out", str(out), *flags]) == 0
+    sel = json.loads((out / "eval.json").read_text())["protocol"]["selected"]
+    assert sel["step"] in (2, 4, 6) and sel["val_size"] == 50
+    assert f"the set of outer step {sel['step']}, best on 50 held-out" in capsys.readouterr().out
+    assert main(["evaluate", str(out), "--quiet"]) == 0
+    assert json.loads((out / "eval.json").read_text())["protocol"]["selected"] == sel
+
+
 def test_resume_continues_a_run(tmp_path):
     out = tmp_path / "run"
     assert main(["distill", "--out", str(out), *FAST]) == 0

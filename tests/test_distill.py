@@ -10,9 +10,9 @@ import torch
 import softdistill.distillation as distill_mod
 from helpers import blobs
 from softdistill import io
-from softdistill.config import Config
+from softdistill.config import Config, ConfigError
 from softdistill.distillation import DivergenceError, distill
-from softdistill.evaluation import evaluate_run
+from softdistill.evaluation import evaluate_run, evaluate_synthetic
 from softdistill.models import build
 
 TINY = dict(
@@ -119,3 +119,76 @@ def test_ema_is_returned_and_resumes_exactly(tmp_path):
     resumed = distill(cfg, data, model, run_dir=tmp_path / "b", resume=True)
     for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
         assert torch.equal(a, b)
+
+
+def test_holdout_splits_off_disjoint_examples_deterministically():
+    data = blobs()
+    n = len(data.train)
+    train, val = distill_mod.holdout(data.train, 7, torch.Generator().manual_seed(3))
+    again, val2 = distill_mod.holdout(data.train, 7, torch.Generator().manual_seed(3))
+    assert len(val) == 7 and len(train) == n - 7
+    assert torch.equal(val.x, val2.x) and torch.equal(train.x, again.x)
+    rows = {tuple(r.tolist()) for r in train.x.flatten(1)}
+    assert not any(tuple(r.tolist()) in rows for r in val.x.flatten(1))
+    with pytest.raises(ConfigError, match=rf"val_size must be between 1 and {n - 1}"):
+        distill_mod.holdout(data.train, n, torch.Generator())
+
+
+def test_val_size_keeps_the_best_set_on_held_out_examples(tmp_path, monkeypatch):
+    cfg, data, model = _setup(outer_steps=12, eval_every=3, val_size=20, lr=0.05)
+    seen_batches = []
+    real_next = distill_mod.RealBatches.next
+
+    def spy(self):
+        x, y = real_next(self)
+        seen_batches.append(x)
+        return x, y
+
+    monkeypatch.setattr(distill_mod.RealBatches, "next", spy)
+    res = distill(cfg, data, model, run_dir=tmp_path)
+    records = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    vals = {r["step"]: r["val_acc"] for r in records if "val_acc" in r}
+    assert sorted(vals) == [3, 6, 9, 12]
+    best_step = max(vals, key=lambda s: (vals[s], -s))  # the first of equal bests
+    assert res.selected == {"step": best_step, "val_acc": vals[best_step], "val_size": 20}
+    # the returned set scores exactly its recorded val accuracy on the held-out examples
+    _, val = distill_mod.holdout(data.train, 20, distill_mod.stream(cfg.seed, "val"))
+    assert evaluate_synthetic(model, res.nets, res.syn, val).mean == vals[best_step]
+    # held-out examples never reach an outer batch
+    held = {tuple(r.tolist()) for r in val.x.flatten(1)}
+    assert not any(tuple(r.tolist()) in held for x in seen_batches for r in x.flatten(1))
+
+
+def test_val_size_selection_resumes_exactly(tmp_path):
+    cfg, data, model = _setup(outer_steps=8, eval_every=2, val_size=20, lr=0.05)
+    full = distill(cfg, data, model, run_dir=tmp_path / "a")
+    distill(cfg.replace(outer_steps=5), data, model, run_dir=tmp_path / "b")
+    resumed = distill(cfg, data, model, run_dir=tmp_path / "b", resume=True)
+    assert resumed.selected == full.selected
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_val_size_needs_eval_every():
+    with pytest.raises(ConfigError, match="eval_every"):
+        Config(**{**TINY, "val_size": 10}).validate()
+    with pytest.raises(ConfigError, match="val_size must be >= 0"):
+        Config(**{**TINY, "val_size": -1, "eval_every": 2}).validate()
+
+
+def test_input_noise_changes_the_gradient_but_is_not_kept(tmp_path):
+    # a vanishing outer lr: whatever is left in x_syn after the run is leftover noise
+    cfg, data, model = _setup(outer_steps=3, lr=1e-12, input_noise=0.1)
+    init = distill_mod.make_synthetic(
+        cfg, data, distill_mod.stream(cfg.seed, "syn"), device="cpu", dtype=torch.float32
+    )
+    noisy = distill(cfg, data, model, run_dir=tmp_path / "noisy")
+    assert (noisy.syn.x_syn - init.x_syn).abs().max() < 1e-6
+    distill(cfg.replace(input_noise=0.0), data, model, run_dir=tmp_path / "clean")
+
+    def first_loss(d):
+        return json.loads((tmp_path / d / "metrics.jsonl").read_text().splitlines()[0])["loss"]
+
+    assert first_loss("noisy") != first_loss("clean")
+    with pytest.raises(ConfigError, match="input_noise"):
+        Config(**{**TINY, "input_noise": -0.1}).validate()

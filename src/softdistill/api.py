@@ -243,6 +243,7 @@ def distill(
         "outer_steps": result.outer_steps,
         "seconds": result.seconds,
         "seconds_per_step": result.seconds_per_step,
+        **({"selected": result.selected} if result.selected else {}),
     }
     io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
     if result.nets is not None:
@@ -268,6 +269,8 @@ def distill(
             seconds=round(result.seconds, 2),
             seconds_per_step=round(result.seconds_per_step, 4),
         )
+        if result.selected:
+            ev["protocol"]["selected"] = result.selected
         io.save_json(out / io.EVAL, ev)
     return io.load_run(out)
 
@@ -307,7 +310,7 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
     check_eval_config(cfg, run.syn.n_batches * run.syn.per_batch)
     ev = evaluate_config(cfg, data, model, run.syn, run.init_params, device, log.info)
     if run.eval and "protocol" in run.eval:  # keep the distillation timing of the run
-        for k in ("outer_steps", "seconds", "seconds_per_step"):
+        for k in ("outer_steps", "seconds", "seconds_per_step", "selected"):
             if k in run.eval["protocol"]:
                 ev["protocol"][k] = run.eval["protocol"][k]
     if save:

@@ -95,6 +95,11 @@ class Config:
     amp: str = "off"  # off, or bf16: inner steps under bfloat16 autocast (GPU); the synthetic set,
     #                   weights and gradients stay float32
     ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
+    input_noise: float = 0.0  # > 0: std of Gaussian noise added to x_syn for each outer step's
+    #                           hypergradient (favours sets that small changes do not break)
+    val_size: int = 0  # > 0: hold out this many training examples (never in an outer batch),
+    #                    score the set on them every eval_every steps and keep the best one
+    #                    (model selection without the test set)
 
     # --- evaluation
     test_n_nets: int = 10  # evaluation nets: fresh random inits (nets=random) or the first
@@ -309,6 +314,17 @@ class Config:
         if self.snapshot_every is not None and self.snapshot_every < 0:
             raise ConfigError(
                 f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"
+            )
+        if not self.input_noise >= 0:
+            raise ConfigError(f"input_noise must be >= 0, got {self.input_noise}")
+        if self.val_size < 0:
+            raise ConfigError(
+                f"val_size must be >= 0 (0: no validation split), got {self.val_size}"
+            )
+        if self.val_size and not self.eval_every:
+            raise ConfigError(
+                f"val_size {self.val_size} selects the best set among evaluations; set "
+                "eval_every > 0 (outer steps between them)"
             )
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")

@@ -49,6 +49,7 @@ __all__ = [
     "RealBatches",
     "attack_labels",
     "distill",
+    "holdout",
     "hypergrad_options",
     "make_outer_loss",
     "make_synthetic",
@@ -231,6 +232,7 @@ class DistillResult:
     outer_steps: int
     seconds: float
     final_loss: float
+    selected: dict[str, Any] | None = None  # val_size: the outer step kept, its val accuracy
 
     @property
     def seconds_per_step(self) -> float:
@@ -278,6 +280,10 @@ def distill(
     main = rank == 0
     model = model.to(device=device, dtype=dtype)
     train = data.train.to(device, dtype)
+    val = None
+    if cfg.val_size:
+        train, val = holdout(train, cfg.val_size, stream(cfg.seed, "val"))
+        val = val if main else None
     test = data.test.to(device, dtype) if cfg.eval_every and main else None
     syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
@@ -292,6 +298,7 @@ def distill(
         world_size=world_size,
     )
     truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
+    noise = stream(cfg.seed, "input_noise")
     leaves = [p for p in syn.parameters() if p.requires_grad]
     # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
     # returned instead of the last iterate when ema_decay > 0.
@@ -304,6 +311,8 @@ def distill(
     metrics_path = run_dir / io.METRICS if run_dir and main else None
     snapshot_every = cfg.snapshot_interval if run_dir and main else 0
 
+    # val_size: the best set so far on the held-out examples (rank 0)
+    best: dict[str, Any] = {"step": None, "acc": -math.inf, "syn": None}
     start, elapsed = 0, 0.0
     if resume:
         if ckpt_path is None:
@@ -319,6 +328,10 @@ def distill(
             truncation.set_state(state["truncation"])
         if syn_ema is not None:
             syn_ema.load_state_dict(state["syn_ema"])
+        if "noise" in state:
+            noise.set_state(state["noise"])
+        if "best" in state:
+            best = state["best"]
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
         if main:
@@ -354,6 +367,8 @@ def distill(
             "nets": source.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "truncation": truncation.get_state(),
+            "noise": noise.get_state(),
+            "best": best,
         }
         if syn_ema is not None:
             state["syn_ema"] = syn_ema.state_dict()
@@ -369,12 +384,16 @@ def distill(
         x_real, y_real = batches.next()
         outer_loss = make_outer_loss(cfg, model, x_real, y_real)
         options = hypergrad_options(cfg, syn.n_steps, truncation)
+        clean_x = perturb_(syn.x_syn, cfg.input_noise, noise) if cfg.input_noise else None
         # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
         # tensor that is kept (synthetic set, weights, gradients) in float32
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
             loss, grads = outer_grads(
                 model, source.draw(), syn, outer_loss, batched=cfg.batched_nets, **options
             )
+        if clean_x is not None:  # the hypergradient was taken at the perturbed point
+            with torch.no_grad():
+                syn.x_syn.copy_(clean_x)
         loss, grads = distributed.all_reduce_mean(loss, grads, source.n_local, cfg.n_nets)
         grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
         loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
@@ -400,6 +419,11 @@ def distill(
         last = step == cfg.outer_steps
         want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
         logging_on = main and (metrics_path is not None or on_record is not None)
+        val_acc = None
+        if want_eval and val is not None:
+            val_acc = evaluate_synthetic(model, watch, result_syn, val).mean
+            if val_acc > best["acc"]:
+                best = {"step": step, "acc": val_acc, "syn": copy.deepcopy(result_syn.state_dict())}
         if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
             lrs = syn.lrs.detach()
             record = {
@@ -417,6 +441,8 @@ def distill(
             if want_eval:
                 acc = evaluate_synthetic(model, watch, result_syn, test).mean
                 record["test_acc"] = info["test_acc"] = acc
+            if val_acc is not None:
+                record["val_acc"] = info["val_acc"] = val_acc
             if metrics_path is not None:
                 io.append_jsonl(metrics_path, record)
             if on_record is not None:
@@ -428,7 +454,38 @@ def distill(
         if progress is not None:
             progress(step, info)
     seconds = time.perf_counter() - t0
-    return DistillResult(result_syn, source.fixed, cfg.outer_steps, seconds, loss_value)
+    selected = None
+    if best["syn"] is not None:
+        result_syn = copy.deepcopy(result_syn)
+        result_syn.load_state_dict(best["syn"])
+        selected = {"step": best["step"], "val_acc": best["acc"], "val_size": cfg.val_size}
+        log.info(
+            "kept the set of outer step %d: accuracy %.4f on %d held-out training examples",
+            best["step"],
+            best["acc"],
+            cfg.val_size,
+        )
+    return DistillResult(result_syn, source.fixed, cfg.outer_steps, seconds, loss_value, selected)
+
+
+def holdout(split: Split, n: int, generator: torch.Generator) -> tuple[Split, Split]:
+    """``split`` minus ``n`` random examples, and those ``n`` (a validation split)."""
+    if not 0 < n < len(split):
+        raise ConfigError(
+            f"val_size must be between 1 and {len(split) - 1} (the training split has "
+            f"{len(split)} examples), got {n}"
+        )
+    idx = torch.randperm(len(split), generator=generator).to(split.y.device)
+    keep, held = idx[n:], idx[:n]
+    return Split(split.x[keep], split.y[keep]), Split(split.x[held], split.y[held])
+
+
+def perturb_(x: Tensor, std: float, generator: torch.Generator) -> Tensor:
+    """Add N(0, std^2) noise to ``x`` in place; returns the clean values to restore."""
+    clean = x.detach().clone()
+    with torch.no_grad():
+        x.add_(std * torch.randn(x.shape, generator=generator).to(x))
+    return clean
 
 
 def _remove_partial_writes(*paths: Path) -> None:

@@ -33,7 +33,15 @@ from softdistill.typing import Params
 __all__ = ["STREAMS", "NetSource", "block", "eval_nets", "make_nets", "stream"]
 
 # Independent random streams of a run, all derived from ``cfg.seed``.
-STREAMS = {"syn": 1, "nets": 2, "data": 3, "test_nets": 4, "truncation": 5}
+STREAMS = {
+    "syn": 1,
+    "nets": 2,
+    "data": 3,
+    "test_nets": 4,
+    "truncation": 5,
+    "val": 6,
+    "input_noise": 7,
+}
 
 
 def stream(seed: int, name: str) -> torch.Generator:

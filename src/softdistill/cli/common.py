@@ -292,6 +292,11 @@ def format_summary(ev: dict) -> str:
         f"test accuracy before training: {pct(ev['before'])}",
         f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
     ]
+    if sel := ev["protocol"].get("selected"):
+        lines[-1] += (
+            f"  (the set of outer step {sel['step']}, best on {sel['val_size']} held-out "
+            f"training examples: {100 * sel['val_acc']:.2f}%)"
+        )
     for name, r in ev.get("baselines", {}).items():
         if "k" in r:
             extra = f" (k {r['k']}, p {r['p']:g}, reference {r['reference']})"
