@@ -39,7 +39,7 @@ from softdistill.core import (
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
-from softdistill.evaluation import evaluate_synthetic
+from softdistill.evaluation import EvalResult, accuracy, replay
 from softdistill.nets import NetSource, eval_nets, stream
 from softdistill.typing import OuterLoss, Params
 
@@ -419,9 +419,11 @@ def distill(
         last = step == cfg.outer_steps
         want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
         logging_on = main and (metrics_path is not None or on_record is not None)
+        # the watched nets trained once per evaluation, scored on the held-out and test splits
+        trained = replay(model, watch, result_syn.detached_steps()) if want_eval and main else []
         val_acc = None
-        if want_eval and val is not None:
-            val_acc = evaluate_synthetic(model, watch, result_syn, val).mean
+        if trained and val is not None:
+            val_acc = EvalResult([accuracy(model, p, val) for p in trained]).mean
             if val_acc > best["acc"]:
                 best = {"step": step, "acc": val_acc, "syn": copy.deepcopy(result_syn.state_dict())}
         if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
@@ -439,7 +441,7 @@ def distill(
             if "n_steps" in options:
                 record["n_steps"] = options["n_steps"]
             if want_eval:
-                acc = evaluate_synthetic(model, watch, result_syn, test).mean
+                acc = EvalResult([accuracy(model, p, test) for p in trained]).mean
                 record["test_acc"] = info["test_acc"] = acc
             if val_acc is not None:
                 record["val_acc"] = info["val_acc"] = val_acc

@@ -32,6 +32,7 @@ __all__ = [
     "evaluate_steps",
     "evaluate_synthetic",
     "random_real_steps",
+    "replay",
     "scratch_settings",
     "train_full",
     "tune_fixed_lr",
@@ -142,11 +143,16 @@ def evaluate_attack(
     return out
 
 
+def replay(model: nn.Module, nets: Sequence[Params], steps: Sequence[Step]) -> list[Params]:
+    """Each of ``nets`` trained with ``steps`` (detached replay): the final weights."""
+    return [unroll(model, p, steps)[-1] for p in nets]
+
+
 def evaluate_steps(
     model: nn.Module, nets: Sequence[Params], steps: Sequence[Step], test: Split
 ) -> EvalResult:
     """Train each of ``nets`` with ``steps`` (detached replay), return test accuracies."""
-    return EvalResult([accuracy(model, unroll(model, p, steps)[-1], test) for p in nets])
+    return EvalResult([accuracy(model, p, test) for p in replay(model, nets, steps)])
 
 
 def evaluate_synthetic(
