@@ -6,8 +6,8 @@ it with T full-batch SGD steps on ``--examples`` random real training examples (
 learning rate), and report the training loss after the steps and the test accuracy, for a grid
 of learning rates and of init gains (``init_param``). If no cell beats chance, the net is too
 ill-conditioned for a few plain SGD steps and the distilled set has to do all the work (the
-IMDB TextConvNet, README); the last column is the same net trained normally (Adam) as a
-ceiling.
+IMDB TextConvNet, README); the Adam rows are the same net trained normally, as a ceiling.
+For a ``nets: random`` preset the init is the first net of its first outer step.
 
     python benchmarks/few_steps_real.py --config configs/imdb_textconvnet_fixed_20.yaml \\
         --data-dir ../shared/data --out benchmarks/results/few_steps_real_imdb

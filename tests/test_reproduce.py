@@ -119,8 +119,8 @@ def test_gpu_reproduce_runs_on_cpu_with_tiny_settings(tmp_path, monkeypatch):
 
 
 def test_few_steps_real_trains_the_presets_fixed_init(tmp_path):
-    """benchmarks/few_steps_real.py on digits: the SGD cells start from the fixed init that
-    distillation uses, a sensible lr lowers the loss, and the table has a row per cell."""
+    """benchmarks/few_steps_real.py on digits: one row per (gain, lr) cell, each gain its own
+    init, lr 0 leaves the loss where it was, lr 0.1 lowers it, plus the Adam rows."""
     cfg = tmp_path / "digits.yaml"
     cfg.write_text("dataset: digits\narch: mlp\nnets: fixed\nn_epochs: 2\n")
     out = tmp_path / "table"
@@ -135,6 +135,7 @@ def test_few_steps_real_trains_the_presets_fixed_init(tmp_path):
         (0.5, 0.0, 2),
         (0.5, 0.1, 2),
     ]
+    assert sgd[0]["loss_init"] != sgd[2]["loss_init"]  # init_param 1 vs 0.5
     for r0, r1 in zip(sgd[::2], sgd[1::2]):
         assert r0["loss_after"] == pytest.approx(r0["loss_init"])  # lr 0: nothing moves
         assert r1["loss_after"] < r1["loss_init"]
