@@ -181,3 +181,27 @@ def test_augment_with_kornia_is_random_and_differentiable():
         ScratchSettings(**{**FAST, "augment": "crop,scale"}),
     )
     assert res["augment"] == "crop,scale" and 0 <= res["archs"]["mlp"]["distilled"]["mean"] <= 1
+
+
+def test_train_full_max_steps_stops_mid_epoch():
+    """``max_steps`` caps the Adam steps of the full-data reference; without a cap whole epochs
+    run, and the same seed gives the same first steps either way."""
+    from softdistill.evaluation import train_full
+
+    data = blobs()  # 120 training examples: 4 steps of 32 per epoch
+    model = build("mlp", data.sample_shape, 3, hidden=[16])
+    params0 = init_params(model, generator=torch.Generator().manual_seed(0))
+
+    def run(**kw):
+        g = torch.Generator().manual_seed(1)
+        return train_full(model, params0, data.train, data.test, batch_size=32, generator=g, **kw)
+
+    capped = run(epochs=5, lr=0.05, max_steps=6)  # one whole epoch and half of the second
+    assert capped.extra["steps"] == 6 and len(capped.extra["per_epoch"]) == 2
+    whole = run(epochs=2, lr=0.05)
+    assert whole.extra["steps"] == 8 and whole.extra["epochs"] == 2
+    assert capped.extra["per_epoch"][0] == whole.extra["per_epoch"][0]  # same first epoch
+    assert run(epochs=2, lr=0.05, max_steps=100).extra == whole.extra  # cap never reached
+    assert run(epochs=20, lr=0.05, max_steps=40).mean > 0.95  # it trains
+    with pytest.raises(ValueError, match="max_steps"):
+        run(epochs=1, max_steps=0)

@@ -380,6 +380,7 @@ def train_full(
     batch_size: int = 64,
     generator: torch.Generator | None = None,
     progress: Callable[[int, float], None] | None = None,
+    max_steps: int | None = None,
 ) -> EvalResult:
     """The full-data reference: train ``f(.; params0)`` normally on the whole training split
     (Adam, ``epochs`` shuffled passes of minibatches, cross-entropy) and return the test accuracy
@@ -387,17 +388,27 @@ def train_full(
 
     Args:
         progress: called after every epoch with ``(epoch, test_accuracy)``.
+        max_steps: stop after this many Adam steps in all, even in the middle of an epoch (that
+            partial epoch is scored and counts as the last one); ``None``: whole epochs only.
     """
     if epochs < 1 or batch_size < 1 or not lr > 0:
         raise ValueError(
             f"need epochs, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
         )
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1 (None: no cap), got {max_steps}")
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params0.items()}
     opt = torch.optim.Adam(params.values(), lr=lr)
     accs = []
+    steps = 0
     for epoch in range(epochs):
+        if max_steps is not None and steps >= max_steps:
+            break
         perm = torch.randperm(len(train), generator=generator).to(train.y.device)
         for i in range(0, len(train), batch_size):
+            if max_steps is not None and steps >= max_steps:
+                break
+            steps += 1
             idx = perm[i : i + batch_size]
             with torch.enable_grad():
                 loss = F.cross_entropy(forward(model, params, train.x[idx]), train.y[idx])
@@ -408,7 +419,9 @@ def train_full(
         accs.append(accuracy(model, params, test))
         if progress is not None:
             progress(epoch + 1, accs[-1])
-    return EvalResult([accs[-1]], {"per_epoch": accs, "epochs": epochs, "lr": lr})
+    return EvalResult(
+        [accs[-1]], {"per_epoch": accs, "epochs": len(accs), "steps": steps, "lr": lr}
+    )
 
 
 def _pool_dataset(path: str) -> str:
