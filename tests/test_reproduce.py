@@ -83,7 +83,9 @@ def test_reproduce_tabulates_finished_runs(tmp_path, capsys):
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1:4] == ["5", "≈92 (Sucholutsky & Schonlau)", "92.34 ± 0.00 (1)"]
     assert cells[4:6] == ["50.00 ± 1.00 (2)", "60.00 ± 0.00 (1)"]  # random, kmeans columns
-    assert cells[6:] == ["100 of 15000 (budget)", "1h02m", "0.500"]  # a truncated run says so
+    preset = read_config_file(ROOT / "configs" / "mnist_lenet_fixed_5.yaml")
+    truncated = f"100 of {preset['outer_steps']} (budget)"  # a truncated run says so
+    assert cells[6:] == [truncated, "1h02m", "0.500"]
     assert "configs/mnist_lenet_fixed_5.yaml" in md and "100: 92.3" in md
     rows = json.loads((tmp_path / "table.json").read_text())
     assert rows[0]["n_images"] == 5 and rows[0]["curve"] == [[50, 0.7], [100, 0.9234]]
