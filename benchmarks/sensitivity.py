@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import shlex
 import sys
 from pathlib import Path
 
@@ -95,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['sigma']:g} | `{r['tensor']}` | {min(a):.2f} | {sum(a) / len(a):.2f} | "
             f"{max(a):.2f} |"
         )
-    lines += ["", machine_line(), "", f"Command: `python benchmarks/sensitivity.py {args.run}`"]
+    given = shlex.join(sys.argv[1:] if argv is None else argv)  # every flag: reproducible
+    lines += ["", machine_line(), "", f"Command: `python benchmarks/sensitivity.py {given}`"]
     write_table(args.out, lines, {"run": args.run, "base": base, "rows": rows})
     return 0
 

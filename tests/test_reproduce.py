@@ -144,3 +144,25 @@ def test_few_steps_real_trains_the_presets_fixed_init(tmp_path):
     adam = [r for r in rows if "adam_steps" in r]
     assert len(adam) == 2 and all(r["test_acc"] > 0.3 for r in adam), adam  # 10 classes
     assert "| 0.5 | 0.1 |" in out.with_suffix(".md").read_text()
+
+
+def test_sensitivity_table_of_a_finished_run(tmp_path):
+    """benchmarks/sensitivity.py on a tiny digits run: noise 0 changes nothing, one row per
+    (sigma, tensor), and the table's command line carries every flag given."""
+    import softdistill as sd
+
+    run = tmp_path / "run"
+    sd.distill(dataset="digits", arch="mlp", nets="fixed", outer_steps=3, out=str(run))
+    out = tmp_path / "table"
+    argv = [str(run), "--sigma", "0", "0.5", "--draws", "2", "--out", str(out)]
+    assert _module("sensitivity").main(argv) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["rows"]
+    tensors = ["x_syn", "label_params", "raw_lrs", "all"]
+    assert [(r["sigma"], r["tensor"]) for r in rows] == [(s, t) for s in (0, 0.5) for t in tensors]
+    for r in rows[:4]:
+        assert r["accs"] == [result["base"]] * 2  # sigma 0: the set as learned
+    noisy = rows[4 + tensors.index("x_syn")]["accs"]
+    assert noisy != [result["base"]] * 2  # noise of 0.5 on the inputs moves the accuracy
+    md = out.with_suffix(".md").read_text()
+    assert "--sigma 0 0.5 --draws 2" in md
