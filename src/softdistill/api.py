@@ -26,6 +26,7 @@ __all__ = [
     "distill",
     "evaluate",
     "load",
+    "method_summary",
     "resolve_config",
     "resolve_device",
     "resumed_config",
@@ -36,9 +37,11 @@ log = logging.getLogger("softdistill")
 # Settings a resumed run may change (they do not alter the result's definition).
 RESUMABLE_CHANGES = {
     "outer_steps",
+    "outer_epochs",  # sets outer_steps
     "device",
     "log_every",
     "checkpoint_every",
+    "checkpoint_epochs",  # sets checkpoint_every
     "eval_every",
     "snapshot_every",
     "keep_every",  # recomputes the very same weights: the result does not change
@@ -113,6 +116,28 @@ def check_eval_config(cfg: Config, n_synthetic: int) -> None:
         )
 
 
+def method_summary(cfg: Config) -> str:
+    """The settings that define the experiment, in one line (logged at the start of a run)."""
+    labels = (
+        f"labels learned ({cfg.label_init}, {cfg.label_mode})"
+        if cfg.learn_labels
+        else f"labels fixed ({cfg.label_init})"
+    )
+    classes = f"{cfg.n_label_classes} classes" if cfg.n_label_classes else "every class"
+    if cfg.init_labels is not None:
+        classes = f"classes {cfg.init_labels}"
+    args = f" {cfg.arch_args}" if cfg.arch_args else ""
+    return (
+        f"dataset {cfg.dataset}, arch {cfg.arch}{args} (init {cfg.init}), nets {cfg.nets} "
+        f"x {cfg.n_nets}, objective {cfg.objective}; {cfg.per_class} per class of {classes} "
+        f"x {cfg.n_batches} batch(es) x {cfg.n_epochs} epoch(s) (T = {cfg.n_steps}), {labels}, "
+        f"lrs {'learned' if cfg.learn_lrs else 'fixed'} from {cfg.init_lr:g}, x_init "
+        f"{cfg.x_init}{', data frozen' if cfg.freeze_data else ''}; {cfg.outer_steps} outer "
+        f"steps of Adam lr {cfg.lr:g} (x{cfg.decay_factor:g} every {cfg.decay_every}), batch "
+        f"{cfg.batch_size}, hypergrad {cfg.hypergrad}, seed {cfg.seed}"
+    )
+
+
 def tensorboard_writer(run_dir: Path):
     """A ``SummaryWriter`` on ``run_dir/tensorboard`` (imported only here: an optional extra)."""
     try:
@@ -148,7 +173,9 @@ def distill(
         resume: continue the run in ``out`` from its last checkpoint (``config`` is then the
             saved one; ``overrides`` may change only :data:`RESUMABLE_CHANGES`).
         evaluate: evaluate the result (``eval.json``) after distilling.
-        progress: called after every outer step with ``(step, {"loss": ...})``.
+        progress: called after every outer step with ``(step, {"loss": ...})``; an object
+            with a ``total`` attribute gets the number of outer steps once the data is loaded
+            (``outer_epochs`` counts passes over it).
         **overrides: any config key, e.g. ``dataset="mnist", per_class=1, outer_steps=500``.
 
     In a ``torch.distributed`` process group (``torchrun``), every rank calls this with the
@@ -190,6 +217,15 @@ def distill(
     try:
         log.info("loading dataset %s", cfg.dataset)
         data = load_config(cfg)
+        # the original code's pass counts (outer_epochs, ...) become steps over what the outer
+        # loop draws from: the training split less the held-out examples
+        cfg, notes = cfg.resolve_passes(len(data.train) - cfg.val_size)
+        for note in notes:
+            log.info(note)
+        cfg.validate()
+        log.info("method: %s", method_summary(cfg))
+        if hasattr(progress, "total"):  # e.g. the CLI's bar: the step count is known now
+            progress.total = cfg.outer_steps
         try:
             model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
         except ValueError as e:

@@ -1,6 +1,8 @@
 """The run configuration: one flat dataclass, read from YAML/JSON/TOML files and CLI flags.
 
-Unknown keys are rejected with the nearest valid name. :meth:`Config.validate` checks values
+Unknown keys are rejected with the nearest valid name; every value is checked against its
+field's type and coerced where the meaning is plain (``"1e-3"``, which PyYAML reads as a string,
+becomes the float 0.001; ``batch_size: 3.5`` is refused). :meth:`Config.validate` checks values
 before any long work starts.
 """
 
@@ -9,14 +11,26 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from softdistill.errors import ConfigError
+from softdistill.original import ARCH_ALIASES, DATASET_ALIASES, RENAMED_FLAGS
 from softdistill.utils import did_you_mean
 
-__all__ = ["AMP_MODES", "CONFIG_VERSION", "Config", "ConfigError", "HYPERGRADS", "ORIGINAL_FLAGS"]
+__all__ = [
+    "AMP_MODES",
+    "CONFIG_VERSION",
+    "Config",
+    "ConfigError",
+    "HYPERGRADS",
+    "bool_keys",
+    "coerce_value",
+    "describe_type",
+]
 
 CONFIG_VERSION = 1
 
@@ -28,10 +42,6 @@ AMP_MODES = ("off", "bf16")
 # Defaults of list-valued keys (see Config).
 DEFAULT_BASELINES = ("random", "kmeans", "average", "knn")
 DEFAULT_BASELINE_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
-
-
-class ConfigError(ValueError):
-    """A configuration value or file is invalid (a usage error)."""
 
 
 @dataclass
@@ -61,7 +71,7 @@ class Config:
     n_epochs: int = 3  # passes over the batches; T = n_batches * n_epochs
     init_lr: float = 0.02  # initial inner learning rate of every step
     learn_labels: bool = True  # learn soft labels (False: the original hard-label method)
-    learn_lrs: bool = True
+    learn_lrs: bool = True  # learn the per-step learning rates (False: keep init_lr)
     freeze_data: bool = False  # keep x_syn at its init; learn labels and lrs only
     label_init: str = "onehot"  # onehot, smoothed, stdnormal, uniform, bin, zeros, ones,
     #                             orthogonal, or file:PATH (.npy/.pt/.txt)
@@ -78,11 +88,16 @@ class Config:
     nets: str = "fixed"  # fixed (known init), random (fresh inits every outer step), or
     #                      pool:PATH (n_nets drawn every step from a pool of pretrained nets)
     n_nets: int = 1  # inner networks per outer step (gradients averaged over all processes)
-    outer_steps: int = 1000
+    outer_steps: int = 1000  # outer (Adam) steps: learning-rate updates of the synthetic set
     batch_size: int = 1024  # real examples per outer step
     lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
-    decay_factor: float = 0.5
+    decay_factor: float = 0.5  # factor of the outer lr decay, in (0, 1]
+    # The original code's units: passes over the real training data ("epochs"); when given, they
+    # set the key in brackets once the data is loaded (one pass = ceil(N / batch_size) steps)
+    outer_epochs: int | None = None  # passes over the training data [outer_steps]
+    decay_epochs: int | None = None  # passes between outer lr decays [decay_every]
+    checkpoint_epochs: int | None = None  # passes between checkpoints [checkpoint_every]
     hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference), both
     #                             exact; truncated or random_truncated (RaT-BPTT), approximate
     # --- speed and memory at scale (docs/hypergradient.md, README "Speed and memory at scale")
@@ -130,9 +145,9 @@ class Config:
     scratch_baselines: bool = False  # scratch: also train on the random/kmeans/average sets
 
     # --- run
-    seed: int = 0
+    seed: int = 0  # seeds the synthetic set's init, the nets, the batches and the baselines
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
-    dtype: str = "float32"
+    dtype: str = "float32"  # float32, or float64 (gradient checks; slower)
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
     checkpoint_every: int = 100  # outer steps between checkpoints
@@ -141,24 +156,50 @@ class Config:
     tensorboard: bool = False  # also log metrics to RUN_DIR/tensorboard (needs `tensorboard`)
 
     # ------------------------------------------------------------------------- construction
+    def __post_init__(self) -> None:
+        # Every way of building a Config (from_dict, the constructor, replace) checks the types.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            coerced = coerce_value(f.name, value, str(f.type), "config")
+            if coerced is not value:
+                object.__setattr__(self, f.name, coerced)
+        self._normalise_names()
+
+    def _normalise_names(self) -> None:
+        """Dataset and arch names match case-insensitively and by the original code's spellings
+        (``MNIST``, ``Cifar10``, ``LeNet``, ``TextLSTM2``, ...); a numbered original text arch
+        becomes ours with the ``arch_args`` of its layer sizes (given ``arch_args`` win)."""
+        if ":" not in self.dataset:
+            key = self.dataset.lower()
+            self.dataset = DATASET_ALIASES.get(key, key)
+        key = self.arch.lower()
+        if key in ARCH_ALIASES:
+            arch, args, _ = ARCH_ALIASES[key]
+            self.arch = arch
+            self.arch_args = {**args, **self.arch_args}
+        else:
+            self.arch = key
+
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, source: str = "config") -> Config:
-        """Build from a mapping, rejecting unknown keys with the nearest valid name."""
+        """Build from a mapping, rejecting unknown keys with the nearest valid name and values
+        of the wrong type with the key's name and the type it takes."""
         names = cls.field_names()
-        d = {k.replace("-", "_"): v for k, v in d.items() if k != "config_version"}
+        d = {str(k).replace("-", "_"): v for k, v in d.items() if k != "config_version"}
         unknown = [k for k in d if k not in names]
         if unknown:
             k = unknown[0]
-            hint = ORIGINAL_FLAGS.get(k)
+            hint = RENAMED_FLAGS.get(k)
             hint = (
                 f" (the original code's {k!r} is {hint!r} here)" if hint else did_you_mean(k, names)
             )
             raise ConfigError(f"unknown key {k!r} in {source}{hint}")
-        return cls(**d)
+        types = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        return cls(**{k: coerce_value(k, v, types[k], source) for k, v in d.items()})
 
     @classmethod
     def from_file(cls, path: str | Path) -> Config:
@@ -170,6 +211,28 @@ class Config:
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
+
+    def resolve_passes(self, n_train: int) -> tuple[Config, list[str]]:
+        """The config with ``outer_epochs``/``decay_epochs``/``checkpoint_epochs`` (passes over
+        ``n_train`` real training examples) turned into steps, and one note per conversion."""
+        per_pass = math.ceil(n_train / self.batch_size)
+        changes: dict[str, Any] = {}
+        notes = []
+        for passes_key, steps_key in (
+            ("outer_epochs", "outer_steps"),
+            ("decay_epochs", "decay_every"),
+            ("checkpoint_epochs", "checkpoint_every"),
+        ):
+            passes = getattr(self, passes_key)
+            if passes is None:
+                continue
+            changes[passes_key] = None
+            changes[steps_key] = passes * per_pass
+            notes.append(
+                f"{passes_key} {passes} -> {steps_key} {passes * per_pass} ({per_pass} steps "
+                f"per pass over {n_train} training examples at batch_size {self.batch_size})"
+            )
+        return (self.replace(**changes) if changes else self), notes
 
     @property
     def pool_path(self) -> str | None:
@@ -296,6 +359,9 @@ class Config:
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
+        for key in ("outer_epochs", "decay_epochs", "checkpoint_epochs"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be a positive integer, got {getattr(self, key)}")
         for key in ("init_lr", "lr"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be positive, got {getattr(self, key)}")
@@ -400,19 +466,9 @@ class Config:
         return classes
 
 
-# The original implementations' flag names -> ours (documented in the README).
-ORIGINAL_FLAGS = {
-    "distill_steps": "n_batches",
-    "distill_epochs": "n_epochs",
-    "distilled_images_per_class_per_step": "per_class",
-    "distill_lr": "init_lr",
-    "train_nets_type": "nets",
-    "static_labels": "learn_labels",
-    "num_distill_classes": "n_label_classes",
-    "random_init_labels": "label_init",
-    "sample_n_nets": "n_nets",
-    "mode": "objective",
-}
+def bool_keys() -> list[str]:
+    """The boolean keys of :class:`Config` (flags ``--key`` / ``--no-key``)."""
+    return [f.name for f in dataclasses.fields(Config) if str(f.type) == "bool"]
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -441,3 +497,133 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"config {path} must hold a mapping of keys to values")
     return data
+
+
+# ----------------------------------------------------------------------------- typed values
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True}
+_BOOL_WORDS.update({"false": False, "no": False, "off": False, "0": False, "": False})
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "Any": "a value",
+}
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def describe_type(annotation: str) -> str:
+    """``"int | None"`` -> ``"an integer (or null)"``: the type in words, for messages."""
+    options = [o.strip() for o in _split_top(annotation.replace(" ", ""), "|")]
+    words = [_describe_one(o) for o in options if o != "None"]
+    text = " or ".join(words)
+    return f"{text} (or null)" if "None" in options else text
+
+
+def _describe_one(t: str) -> str:
+    if t.startswith("list["):
+        inner = _describe_one(t[5:-1])
+        return "a list of " + {"an integer": "integers", "a number": "numbers"}.get(
+            inner, inner.removeprefix("a ") + "s"
+        )
+    if t.startswith("dict["):
+        return "a mapping of keys to values"
+    return _TYPE_WORDS.get(t, t)
+
+
+def _split_top(t: str, sep: str) -> list[str]:
+    """Split ``t`` at ``sep`` outside brackets."""
+    parts, depth, cur = [], 0, ""
+    for ch in t:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == sep and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [*parts, cur]
+
+
+def coerce_value(key: str, value: Any, annotation: str, source: str = "config") -> Any:
+    """``value`` checked against the field type ``annotation`` (as written in :class:`Config`)
+    and coerced where the meaning is plain: numbers from numeric strings (YAML reads ``1e-3`` as
+    a string), integers from integral floats, booleans from true/false/yes/no/1/0, a list from
+    one value. Anything else is a :class:`ConfigError` naming ``key`` and the type it takes."""
+    options = _split_top(annotation.replace(" ", ""), "|")
+    if value is None:
+        if "None" in options:
+            return None
+    else:
+        for t in options:
+            if t == "None":
+                continue
+            try:
+                return _coerce_one(value, t)
+            except _Mismatch:
+                continue
+    raise ConfigError(
+        f"{key} in {source} takes {describe_type(annotation)}, got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+def _coerce_one(value: Any, t: str) -> Any:
+    if t == "Any":
+        return value
+    if t == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _BOOL_WORDS:
+            return _BOOL_WORDS[value.strip().lower()]
+        raise _Mismatch
+    if t == "int":
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise _Mismatch from None
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise _Mismatch
+    if t == "float":
+        if isinstance(value, bool):
+            raise _Mismatch
+        if isinstance(value, int | float):
+            return float(value) if isinstance(value, int) else value
+        if isinstance(value, str):
+            try:
+                return float(value.strip())
+            except ValueError:
+                raise _Mismatch from None
+        raise _Mismatch
+    if t == "str":
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    if t.startswith("list["):
+        inner = t[5:-1]
+        if isinstance(value, str) and inner == "str":
+            return [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            value = [value]
+        out = [_coerce_one(v, inner) for v in value]
+        return out if out != list(value) or not isinstance(value, list) else value
+    if t.startswith("dict["):
+        if not isinstance(value, dict):
+            raise _Mismatch
+        inner = _split_top(t[5:-1], ",")[-1]
+        return {str(k): _coerce_one(v, inner) for k, v in value.items()}
+    raise _Mismatch

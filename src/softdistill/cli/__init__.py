@@ -25,33 +25,44 @@ COMMANDS = ("distill", "evaluate", "train", "report", "export", "show", "dataset
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors suggest the nearest option or command name."""
+    """An ArgumentParser whose errors are one line: the nearest option or command name for an
+    unknown one, what an option takes for a bad value, and where the full usage is."""
+
+    command: str | None = None  # the subcommand being parsed (its options are the suggestions)
 
     def error(self, message: str):
         from softdistill.utils import did_you_mean
 
+        prog = self.prog
+        sub = _subparser(self, self.command)
+        if sub is not None:
+            prog = sub.prog
         m = re.match(r"unrecognized arguments: (.*)", message)
         if m:
-            options = [o for a in _all_actions(self) for o in a.option_strings if o[:2] == "--"]
+            parser = sub or self
+            options = [o for a in parser._actions for o in a.option_strings if o[:2] == "--"]
             for token in m.group(1).split():
                 if token.startswith("--"):
-                    hint = did_you_mean(token.split("=", 1)[0], options)
-                    if hint:
-                        message = f"unknown option {token}{hint}"
-                        break
+                    name = token.split("=", 1)[0]
+                    message = f"unknown option {name}{did_you_mean(name, options)}"
+                    break
+                message = f"unexpected value {token!r} (not an option's value)"
+                break
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if m:
             message += did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
-        super().error(message)
+        m = re.match(r"argument (\S+?)(?:/\S+)*: invalid (.*) value: (.*)", message)
+        if m:  # argparse's "invalid <type> value" for our typed options
+            message = f"{m.group(1)} takes {m.group(2)}, got {m.group(3)}"
+        self.exit(2, f"softdistill: error: {message}\n(`{prog} --help` lists the options)\n")
 
 
-def _all_actions(parser: argparse.ArgumentParser):
-    """Actions of ``parser`` and of its subcommands' parsers."""
+def _subparser(parser: argparse.ArgumentParser, command: str | None):
+    """The parser of subcommand ``command`` of ``parser``, or None."""
     for a in parser._actions:
-        yield a
-        if isinstance(a, argparse._SubParsersAction):
-            for sp in a.choices.values():
-                yield from _all_actions(sp)
+        if isinstance(a, argparse._SubParsersAction) and command in a.choices:
+            return a.choices[command]
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,9 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Subcommands that take config flags, and so the original code's flags too.
+_CONFIG_COMMANDS = ("distill", "evaluate")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    _Parser.command = command
+    notes: list[str] = []
+    if command in _CONFIG_COMMANDS:
+        from softdistill.config import bool_keys
+        from softdistill.original import translate
+
+        at = argv.index(command) + 1
+        own = {
+            o[2:].replace("-", "_")
+            for a in _subparser(parser, command)._actions
+            for o in a.option_strings
+        }
+        try:
+            tr = translate(argv[at:], bool_keys=bool_keys(), defaults=command == "distill", own=own)
+        except ConfigError as e:
+            print(f"softdistill: error: {e}", file=sys.stderr)
+            return 2
+        argv = argv[:at] + tr.argv
+        notes = tr.notes
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse printed its message (or --help/--version)
@@ -86,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         force=True,
     )
+    log = logging.getLogger("softdistill")
+    for note in notes:  # what the original code's flags became, once each
+        log.info(note)
     from softdistill.data import DataError
     from softdistill.distillation import DivergenceError
     from softdistill.export import ExportError

@@ -1,7 +1,8 @@
 """Pieces shared by the subcommands: config flags, device choice, progress, summaries.
 
-Every :class:`~softdistill.config.Config` field is a flag (``--per_class`` or ``--per-class``);
-the original implementations' flag names are accepted as aliases. Precedence: defaults < config
+Every :class:`~softdistill.config.Config` field is a flag (``--per_class`` or ``--per-class``),
+parsed by the same typed rules as config files; the original implementation's flags are
+rewritten into these before parsing (:mod:`softdistill.original`). Precedence: defaults < config
 file (``--config``) < flags.
 """
 
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from softdistill.config import Config, read_config_file
+from softdistill.config import Config, ConfigError, coerce_value, describe_type, read_config_file
 
 __all__ = [
     "Progress",
@@ -63,17 +64,20 @@ def _objective_type(value: str) -> str:
     return value.removeprefix("distill_")
 
 
-_ALIASES = {  # original flag -> (our field, extra argparse kwargs)
-    "distill_steps": "n_batches",
-    "distill_epochs": "n_epochs",
-    "distilled_images_per_class_per_step": "per_class",
-    "distill_lr": "init_lr",
-    "train_nets_type": "nets",
-    "num_distill_classes": "n_label_classes",
-    "random_init_labels": "label_init",
-    "sample_n_nets": "n_nets",
-    "mode": "objective",
-}
+def _typed(name: str, annotation: str) -> Callable[[str], Any]:
+    """An argparse type for a scalar field: the config file's coercion rules, and a message
+    that says what the option takes."""
+
+    def parse(text: str) -> Any:
+        try:
+            return coerce_value(name, text, annotation, "flags")
+        except ConfigError:
+            raise argparse.ArgumentTypeError(
+                f"takes {describe_type(annotation)}, got {text!r}"
+            ) from None
+
+    parse.__name__ = describe_type(annotation)  # argparse names it in its own messages
+    return parse
 
 
 def _field_help(cls: type = Config) -> dict[str, str]:
@@ -126,32 +130,23 @@ def add_dataclass_flags(
         elif t == "bool":
             kw["action"] = argparse.BooleanOptionalAction
         elif t.startswith("list[int]"):
-            kw.update(nargs="+", type=int)
+            kw.update(nargs="+", type=_typed(f.name, "int"))
         elif t.startswith("list[float]"):
-            kw.update(nargs="+", type=float)
+            kw.update(nargs="+", type=_typed(f.name, "float"))
         elif t.startswith("list[str]"):
             kw.update(nargs="*")  # `--baselines` alone: none
         elif t.startswith("dict"):
             kw.update(type=_kv, metavar="K=V,...")
-        elif t.startswith("int"):
-            kw["type"] = int
-        elif t.startswith("float"):
-            kw["type"] = float
+        elif t.startswith(("int", "float")):
+            kw["type"] = _typed(f.name, t)
         g.add_argument(*names, **kw)
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per Config field (default: not given), plus the original code's aliases."""
+    """One flag per Config field (default: not given); the original code's flags are
+    translated before parsing (:func:`softdistill.original.translate`)."""
     g = p.add_argument_group("configuration (any config-file key; flags override the file)")
-    add_dataclass_flags(g, Config, _ALIASES, {"nets": _nets_type, "objective": _objective_type})
-    g.add_argument(
-        "--static_labels",
-        "--static-labels",
-        dest="learn_labels",
-        action="store_false",
-        default=argparse.SUPPRESS,
-        help="do not learn labels (the original hard-label method)",
-    )
+    add_dataclass_flags(g, Config, {}, {"nets": _nets_type, "objective": _objective_type})
 
 
 class _ExtendNames(argparse.Action):
@@ -247,21 +242,26 @@ class Progress:
     """A tqdm bar on a terminal; a log line every 10% otherwise (CI logs, nohup)."""
 
     def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.total, self.start = total, start
+        self.total, self.start = total, start  # total may be set again before the first step
         self.bar = None
         self.next_log = start
         self.t0 = time.perf_counter()
         self.enabled = enabled
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            self.bar = tqdm(
-                total=total, initial=start, desc="distill", unit="step", dynamic_ncols=True
-            )
+        self.tty = sys.stderr.isatty()
 
     def __call__(self, step: int, info: dict[str, float]) -> None:
         if not self.enabled:
             return
+        if self.bar is None and self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.start,
+                desc="distill",
+                unit="step",
+                dynamic_ncols=True,
+            )
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
