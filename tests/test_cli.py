@@ -147,6 +147,12 @@ def test_resume_continues_a_run(tmp_path):
         (["distill", "--n_epochs", "0"], 2, "n_epochs must be a positive integer"),
         (["distill", "--snapshot_every", "-1"], 2, "snapshot_every must be >= 0"),
         (["report", "/nonexistent-run"], 1, "run folder not found"),
+        # values an option does not take: what it takes, in one line
+        (["distill", "--lr", "fast"], 2, "--lr takes a number, got 'fast'"),
+        (["distill", "--batch_size", "3.5"], 2, "--batch_size takes an integer, got '3.5'"),
+        (["distill", "--learn_labels", "maybe"], 2, "unexpected value 'maybe'"),
+        # did-you-mean never offers the word typed; the options are the command's own
+        (["distill", "--epoch", "3"], 2, r"unknown option --epoch \(did you mean '--n_epochs'"),
     ],
 )
 def test_errors_exit_codes_and_messages(tmp_path, capsys, argv, code, message):
@@ -155,6 +161,33 @@ def test_errors_exit_codes_and_messages(tmp_path, capsys, argv, code, message):
     err = capsys.readouterr().err
     assert "softdistill: error:" in err and "Traceback" not in err
     assert re.search(message, err, re.I | re.S)
+    assert len(err.strip().splitlines()) <= 2  # the message (+ where help is), no usage block
+    m = re.search(r"unknown option (\S+) \(did you mean '([^']*)'", err)
+    assert m is None or m.group(1) != m.group(2)
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ('init_lr: "fast"\n', "init_lr in .* takes a number, got 'fast'"),
+        ("batch_size: 3.5\n", "batch_size in .* takes an integer, got 3.5"),
+    ],
+)
+def test_config_file_values_of_the_wrong_type(tmp_path, capsys, text, message):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    assert main(["distill", "--config", str(f), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not (tmp_path / "r").exists()
+
+
+def test_yaml_float_written_as_1e_minus_3_is_accepted(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 1e-3\n")
+    out = tmp_path / "r"
+    assert main(["distill", "--config", str(f), "--out", str(out), *FAST]) == 0
+    assert json.loads((out / "config.json").read_text())["lr"] == 0.001
 
 
 def test_existing_run_folder_is_refused(tmp_path, capsys):

@@ -79,3 +79,68 @@ def test_snapshot_interval():
     assert Config(snapshot_every=7).validate().snapshot_interval == 7
     with pytest.raises(ConfigError, match="snapshot_every must be >= 0"):
         Config(snapshot_every=-3).validate()
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json", ".toml"])
+@pytest.mark.parametrize(
+    "key,text,message",
+    [
+        ("init_lr", '"fast"', "init_lr in .* takes a number, got 'fast'"),
+        ("batch_size", "3.5", "batch_size in .* takes an integer, got 3.5"),
+        ("learn_labels", '"maybe"', "learn_labels in .* takes true or false, got 'maybe'"),
+        ("arch", "3", "arch in .* takes a string, got 3"),
+        ("baselines", "7", "baselines in .* takes a list of strings, got 7"),
+        ("arch_args", '"wide"', "arch_args in .* takes a mapping of keys to values"),
+        ("maxlen", '"long"', r"maxlen in .* takes an integer \(or null\), got 'long'"),
+    ],
+)
+def test_values_of_the_wrong_type_name_the_key_and_type(tmp_path, suffix, key, text, message):
+    p = tmp_path / f"c{suffix}"
+    if suffix == ".json":
+        p.write_text(f'{{"{key}": {text}}}')
+    else:
+        p.write_text(f"{key}: {text}\n" if suffix == ".yaml" else f"{key} = {text}\n")
+    with pytest.raises(ConfigError, match=message):
+        Config.from_file(p)
+
+
+def test_plain_meanings_are_coerced(tmp_path):
+    p = tmp_path / "c.yaml"
+    # PyYAML reads 1e-3 as a string; integral floats are integers; yes/no are booleans
+    p.write_text("lr: 1e-3\ninit_lr: 1\nbatch_size: 256.0\nlearn_lrs: 'no'\nbaselines: random\n")
+    cfg = Config.from_file(p)
+    assert cfg.lr == 0.001 and isinstance(cfg.lr, float)
+    assert cfg.init_lr == 1.0 and isinstance(cfg.init_lr, float)
+    assert cfg.batch_size == 256 and isinstance(cfg.batch_size, int)
+    assert cfg.learn_lrs is False and cfg.baselines == ["random"]
+
+
+def test_python_api_and_constructor_check_types_too():
+    from softdistill import api
+
+    with pytest.raises(ConfigError, match="batch_size in .* takes an integer, got 3.5"):
+        api.resolve_config(batch_size=3.5)
+    with pytest.raises(ConfigError, match="init_lr in config takes a number"):
+        Config(init_lr="fast")
+    with pytest.raises(ConfigError, match="outer_steps in config takes an integer, got True"):
+        Config(outer_steps=True)
+    assert Config().replace(lr="0.5").lr == 0.5
+
+
+def test_original_names_match_case_insensitively():
+    cfg = Config(dataset="Cifar10", arch="AlexCifarNet").validate()
+    assert (cfg.dataset, cfg.arch) == ("cifar10", "alexcifarnet")
+    cfg = Config(dataset="trec6", arch="TextLSTM1", arch_args={"hidden": 20}).validate()
+    assert cfg.arch == "textlstm" and cfg.arch_args == {"hidden": 20, "layers": 1}
+    assert Config(dataset="FashionMNIST").dataset == "fashion_mnist"
+    assert Config(dataset="folder:My/Images").dataset == "folder:My/Images"  # paths keep case
+
+
+def test_passes_become_steps():
+    cfg, notes = Config(
+        outer_epochs=2, decay_epochs=1, checkpoint_epochs=1, batch_size=100
+    ).resolve_passes(250)
+    assert (cfg.outer_steps, cfg.decay_every, cfg.checkpoint_every) == (6, 3, 3)
+    assert cfg.outer_epochs is None and len(notes) == 3 and "3 steps per pass" in notes[0]
+    with pytest.raises(ConfigError, match="outer_epochs must be a positive integer"):
+        Config(outer_epochs=0).validate()

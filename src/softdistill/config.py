@@ -554,6 +554,8 @@ def coerce_value(key: str, value: Any, annotation: str, source: str = "config") 
     a string), integers from integral floats, booleans from true/false/yes/no/1/0, a list from
     one value. Anything else is a :class:`ConfigError` naming ``key`` and the type it takes."""
     options = _split_top(annotation.replace(" ", ""), "|")
+    # a string that reads as a number is the number where the field takes numbers too
+    options.sort(key=lambda t: t == "str")
     if value is None:
         if "None" in options:
             return None

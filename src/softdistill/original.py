@@ -155,6 +155,7 @@ class _State:
     notes: list[str]
     given: set[str]  # our keys the line sets
     test_nets: str | None = None
+    phase: str | None = None
     baselines: list[str] = field(default_factory=list)
     results_dir: str | None = None
 
@@ -323,12 +324,8 @@ def _phase(st: _State, flag: str, values: list[str]) -> None:
     (v,) = values
     if v == "train":
         st.notes.append("original flag --phase train: accepted (distill trains, then evaluates)")
-        return
-    raise ConfigError(
-        f"--phase {v} evaluated a finished run in the original; here `softdistill distill` "
-        "evaluates its set and the baselines when it ends, and `softdistill evaluate RUN_DIR "
-        "--baseline NAME ...` evaluates a finished run again"
-    )
+    else:
+        st.phase = v  # refused once the whole line is read (the message names its run folder)
 
 
 _IMAGE_BASELINES = {"random_train": "random", "kmeans_train": "kmeans", "average_train": "average"}
@@ -556,6 +553,16 @@ def translate(
 
 def _finish(st: _State, *, has_config: bool, has_out: bool, original_style: bool) -> None:
     """The checks and defaults that need the whole line."""
+    if st.phase is not None:
+        names = " ".join(st.baselines) or "random kmeans average knn"
+        extra = [a for a in st.out if a in ("--knn_k", "--knn_p", "--baseline_lr")]
+        shown = " ".join(f"{a} {st.out[st.out.index(a) + 1]}" for a in extra)
+        raise ConfigError(
+            f"--phase {st.phase} evaluated a finished run in the original; here `softdistill "
+            "distill` evaluates its set and the baselines when it ends, and a finished run is "
+            f"evaluated again with: softdistill evaluate {st.results_dir or 'RUN_DIR'} "
+            f"--baseline {names}{' ' + shown if shown else ''}"
+        )
     if st.baselines:
         st.set("baselines", *st.baselines, note=f"baselines evaluated: {', '.join(st.baselines)}")
     if st.results_dir is not None:

@@ -18,7 +18,7 @@ from softdistill import __version__
 from softdistill.cli.common import UsageError
 from softdistill.config import ConfigError
 
-__all__ = ["COMMANDS", "build_parser", "entry", "main"]
+__all__ = ["COMMANDS", "build_parser", "entry", "main", "parse_command"]
 
 # Subcommand modules under softdistill.cli, in the order `--help` lists them.
 COMMANDS = ("distill", "evaluate", "train", "report", "export", "show", "datasets")
@@ -51,9 +51,10 @@ class _Parser(argparse.ArgumentParser):
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if m:
             message += did_you_mean(m.group(1), re.findall(r"'([^']*)'", m.group(2)))
-        m = re.match(r"argument (\S+?)(?:/\S+)*: invalid (.*) value: (.*)", message)
-        if m:  # argparse's "invalid <type> value" for our typed options
-            message = f"{m.group(1)} takes {m.group(2)}, got {m.group(3)}"
+        m = re.match(r"argument (--[^/:\s]+)(?:/\S+)?: (.*)", message)
+        if m:  # "argument --lr/--l-r: takes a number, got 'x'" -> "--lr takes a number, ..."
+            sep = " " if m.group(2).startswith("takes ") else ": "
+            message = f"{m.group(1)}{sep}{m.group(2)}"
         self.exit(2, f"softdistill: error: {message}\n(`{prog} --help` lists the options)\n")
 
 
@@ -84,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 _CONFIG_COMMANDS = ("distill", "evaluate")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage error)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Parse a command line (the original code's flags translated first); returns the
+    namespace and the translation notes. Raises ConfigError for an original flag that cannot
+    be honoured, SystemExit where argparse ends (errors, --help)."""
     parser = build_parser()
     command = next((a for a in argv if not a.startswith("-")), None)
     _Parser.command = command
@@ -101,20 +103,26 @@ def main(argv: list[str] | None = None) -> int:
             for a in _subparser(parser, command)._actions
             for o in a.option_strings
         }
-        try:
-            tr = translate(argv[at:], bool_keys=bool_keys(), defaults=command == "distill", own=own)
-        except ConfigError as e:
-            print(f"softdistill: error: {e}", file=sys.stderr)
-            return 2
+        tr = translate(argv[at:], bool_keys=bool_keys(), defaults=command == "distill", own=own)
         argv = argv[:at] + tr.argv
         notes = tr.notes
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse printed its message (or --help/--version)
-        return int(e.code or 0)
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
+        raise SystemExit(2)
+    return args, notes
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 runtime failure, 2 usage error)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, notes = parse_command(argv)
+    except ConfigError as e:
+        print(f"softdistill: error: {e}", file=sys.stderr)
         return 2
+    except SystemExit as e:  # argparse printed its message (or --help/--version)
+        return int(e.code or 0)
     # Under torchrun only rank 0 reports progress; every rank reports its errors.
     rank = int(os.environ.get("RANK", "0"))
     logging.basicConfig(
