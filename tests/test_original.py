@@ -355,3 +355,8 @@ def test_original_mnist_line_runs_end_to_end(tmp_path, capsys):
     ev = json.loads((out / "eval.json").read_text())
     assert ev["protocol"]["outer_steps"] == 5 and list(ev["baselines"]) == ["random"]
     assert ev["baselines"]["random"]["lr"] == 0.1
+
+
+def test_sample_n_nets_is_the_nets_per_step_whatever_the_order():
+    cfg, notes = resolve("--train_nets_type unknown_init --sample_n_nets 4 --n_nets 20")
+    assert cfg.n_nets == 4 and any("--sample_n_nets 4 -> ours --n_nets 4" in n for n in notes)

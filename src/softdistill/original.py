@@ -156,6 +156,7 @@ class _State:
     given: set[str]  # our keys the line sets
     test_nets: str | None = None
     phase: str | None = None
+    sample_n_nets: str | None = None  # nets per step; the original's --n_nets was the pool size
     baselines: list[str] = field(default_factory=list)
     results_dir: str | None = None
 
@@ -394,8 +395,10 @@ _FLAGS: dict[str, tuple[str, Handler]] = {
             "label_softmax",
             "device_id",
             "results_dir",
+            "sample_n_nets",
         )
     },
+    "sample_n_nets": (_ONE, lambda st, flag, values: setattr(st, "sample_n_nets", values[0])),
     "dataset_root": (_ONE, _rename("data-dir")),
     "mode": (_ONE, _mode),
     "train_nets_type": (_ONE, _train_nets),
@@ -562,6 +565,13 @@ def _finish(st: _State, *, has_config: bool, has_out: bool, original_style: bool
             "distill` evaluates its set and the baselines when it ends, and a finished run is "
             f"evaluated again with: softdistill evaluate {st.results_dir or 'RUN_DIR'} "
             f"--baseline {names}{' ' + shown if shown else ''}"
+        )
+    if st.sample_n_nets is not None:  # after any --n_nets (the original's pool size)
+        st.set(
+            "n_nets",
+            st.sample_n_nets,
+            note=f"original flag --sample_n_nets {st.sample_n_nets} -> ours --n_nets "
+            f"{st.sample_n_nets} (nets per outer step; a pool's size is its own)",
         )
     if st.baselines:
         st.set("baselines", *st.baselines, note=f"baselines evaluated: {', '.join(st.baselines)}")
