@@ -399,3 +399,45 @@ def test_augment_without_kornia_is_a_usage_error(tmp_path, capsys, monkeypatch):
     argv = ["distill", "--out", str(tmp_path / "r"), *FAST, "--protocols", "scratch"]
     assert main([*argv, "--scratch_augment", "dsa"]) == 2
     assert "needs kornia" in capsys.readouterr().err and not (tmp_path / "r").exists()
+
+
+def test_help_is_instant_it_imports_no_torch():
+    """Building the parser and printing help must not import torch (seconds on a busy box)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from softdistill.cli import main\n"
+        "for argv in (['--help'], ['distill', '--help'], ['train', '--help'], "
+        "['evaluate', '--help'], ['export', '--help']):\n"
+        "    assert main(argv) == 0, argv\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_distill_help_groups_every_option_with_help(capsys):
+    import argparse
+
+    from softdistill.cli import _subparser, build_parser
+
+    parser = _subparser(build_parser(), "distill")
+    titles = [g.title for g in parser._action_groups]
+    for t in (
+        "synthetic set",
+        "outer loop",
+        "networks",
+        "text",
+        "evaluation",
+        "baselines",
+        "protocol",
+        "logging",
+        "scale",
+    ):
+        assert any(x.startswith(t) for x in titles), t
+    for a in parser._actions:
+        if a.option_strings and a.help != argparse.SUPPRESS:
+            assert a.help and a.help.strip() and not a.help.startswith("(default"), a.dest
+            assert a.help.count("default") <= 1, a.help

@@ -50,18 +50,19 @@ class Config:
 
     # --- data
     dataset: str = "digits"  # registry name (softdistill datasets lists them) or folder:PATH
-    data_dir: str | None = None  # folder with dataset files; default $SOFTDISTILL_DATA
+    data_dir: str | None = None  # folder with dataset files (default: $SOFTDISTILL_DATA)
     download: bool = False  # fetch a missing dataset into data_dir with torchvision (optional)
-    # text datasets only (trec6, sst5, imdb, tsv:PATH, ...):
+
+    # --- text (trec6, sst5, imdb, tsv:PATH, ...)
     maxlen: int | None = None  # tokens per text (padded/truncated); default per dataset
     ntoken: int = 5000  # vocabulary: this many most frequent training words + <pad>, <unk>
     embeddings: str = "auto"  # frozen table: glove:PATH, random:DIM, hf:MODEL_DIR, or auto
     #                           (a GloVe file under DATA_DIR/embeddings, else random:100)
 
-    # --- model
+    # --- networks
     arch: str = "convnet"  # lenet, alexcifarnet, convnet, mlp; text: textconvnet, textlstm,
     #                        textrnn, texttransformer
-    arch_args: dict[str, Any] = field(default_factory=dict)  # e.g. {depth: 2, width: 32}
+    arch_args: dict[str, Any] = field(default_factory=dict)  # the arch's options: depth=2,width=32
     init: str = "xavier"  # weight init: xavier, xavier_unif, kaiming, kaiming_out, ...
     init_param: float = 1.0  # gain (xavier/orthogonal), negative slope (kaiming) or std (normal)
 
@@ -100,7 +101,14 @@ class Config:
     checkpoint_epochs: int | None = None  # passes between checkpoints [checkpoint_every]
     hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference), both
     #                             exact; truncated or random_truncated (RaT-BPTT), approximate
-    # --- speed and memory at scale (docs/hypergradient.md, README "Speed and memory at scale")
+    ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
+    input_noise: float = 0.0  # > 0: std of Gaussian noise added to x_syn for each outer step's
+    #                           hypergradient (favours sets that small changes do not break)
+    val_size: int = 0  # > 0: hold out this many training examples (never in an outer batch),
+    #                    score the set on them every eval_every steps and keep the best one
+    #                    (model selection without the test set)
+
+    # --- scale: speed and memory (docs/hypergradient.md)
     keep_every: int = 1  # reverse/truncated: keep every k-th inner weight vector theta_t and
     #                      recompute the rest in the reverse sweep (same result, ~1/k the memory;
     #                      0: ceil(sqrt(T)))
@@ -109,17 +117,13 @@ class Config:
     #                             gradients as the loop over them, faster)
     amp: str = "off"  # off, or bf16: inner steps under bfloat16 autocast (GPU); the synthetic set,
     #                   weights and gradients stay float32
-    ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
-    input_noise: float = 0.0  # > 0: std of Gaussian noise added to x_syn for each outer step's
-    #                           hypergradient (favours sets that small changes do not break)
-    val_size: int = 0  # > 0: hold out this many training examples (never in an outer batch),
-    #                    score the set on them every eval_every steps and keep the best one
-    #                    (model selection without the test set)
 
     # --- evaluation
     test_n_nets: int = 10  # evaluation nets: fresh random inits (nets=random) or the first
     #                        test_n_nets of test_pool (of the nets pool without one)
     test_pool: str | None = None  # held-out pool of pretrained nets for evaluation (nets=pool:)
+
+    # --- baselines
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))  # real-data
     #   baselines beside the synthetic set: random, kmeans, average, knn
     baseline_lr: str | float = "tuned"  # lrs of the baseline steps: tuned (best of
@@ -129,6 +133,8 @@ class Config:
     baseline_draws: int = 10  # candidate draws of random; the best on training data are kept
     knn_k: int = 1  # neighbours of the knn baseline
     knn_p: float = 2.0  # p of the p-norm distance of the knn baseline (>= 1)
+
+    # --- protocol (training from scratch)
     protocols: list[str] = field(default_factory=lambda: ["replay"])  # replay (the learned
     #   steps; always run) and scratch (train fresh networks from scratch)
     scratch_epochs: int = 300  # scratch protocol: epochs over the synthetic set
@@ -148,6 +154,8 @@ class Config:
     seed: int = 0  # seeds the synthetic set's init, the nets, the batches and the baselines
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
     dtype: str = "float32"  # float32, or float64 (gradient checks; slower)
+
+    # --- logging
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
     checkpoint_every: int = 100  # outer steps between checkpoints

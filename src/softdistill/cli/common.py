@@ -80,37 +80,49 @@ def _typed(name: str, annotation: str) -> Callable[[str], Any]:
     return parse
 
 
-def _field_help(cls: type = Config) -> dict[str, str]:
-    """Each field's help text: its comment in the dataclass's source (one source of truth)."""
+def _field_help(cls: type = Config) -> tuple[dict[str, str], dict[str, str]]:
+    """Each field's help text, its comment in the dataclass's source (one source of truth),
+    and its section: the last ``# --- title`` line above it."""
     import inspect
     import re
 
     helps: dict[str, str] = {}
+    sections: dict[str, str] = {}
     last = None
+    section = ""
     for line in inspect.getsource(cls).splitlines():
-        m = re.match(r" {4}(\w+): [^=]+=.*?#\s*(.*)$", line)
+        head = re.match(r" {4}# --- (.*)$", line)
+        if head:
+            section, last = head.group(1), None
+            continue
+        m = re.match(r" {4}(\w+): [^=]+=(.*)$", line)
         if m:
             last = m.group(1)
-            helps[last] = m.group(2)
+            comment = re.search(r"#\s*(.*)$", m.group(2))
+            helps[last] = comment.group(1) if comment else ""
+            sections[last] = section
             continue
         cont = re.match(r" {4}#\s{2,}(.*)$", line)  # an indented continuation of the comment
         if cont and last:
             helps[last] += " " + cont.group(1)
         else:
             last = None
-    return {k: v.replace("%", "%%") for k, v in helps.items()}
+    return {k: v.replace("%", "%%") for k, v in helps.items()}, sections
 
 
 def add_dataclass_flags(
-    g: argparse._ArgumentGroup,
+    p: argparse.ArgumentParser,
     cls: type,
     aliases: dict[str, str],
     types: dict[str, Callable[[str], Any]] | None = None,
+    title: str = "settings",
 ) -> None:
     """One flag per field of dataclass ``cls`` (``--name`` and ``--na-me``; default: not given,
     so only explicit flags override a file), the old names in ``aliases`` (old -> new), help
-    from the field's comment, and a parser per field type (``types`` overrides by field name)."""
-    helps = _field_help(cls)
+    from the field's comment, a parser per field type (``types`` overrides by field name), in
+    one argument group per ``# --- section`` of the dataclass's source (else one, ``title``)."""
+    helps, sections = _field_help(cls)
+    groups: dict[str, argparse._ArgumentGroup] = {}
     old_names: dict[str, list[str]] = {}
     for old, new in aliases.items():
         old_names.setdefault(new, []).append(old)
@@ -119,11 +131,13 @@ def add_dataclass_flags(
         if "_" in f.name:
             names.append(f"--{f.name.replace('_', '-')}")
         names += [f"--{a}" for a in old_names.get(f.name, [])]
-        kw: dict[str, Any] = {
-            "dest": f.name,
-            "default": argparse.SUPPRESS,
-            "help": f"{helps.get(f.name, '')} (default: {_default(f)})".lstrip(),
-        }
+        text = helps.get(f.name, "")
+        if "default" not in text:  # a help text that states its default is not told twice
+            text = f"{text} (default: {_default(f)})".lstrip()
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": text}
+        section = sections.get(f.name) or title
+        if section not in groups:
+            groups[section] = p.add_argument_group(section)
         t = str(f.type)
         if types and f.name in types:
             kw["type"] = types[f.name]
@@ -139,14 +153,13 @@ def add_dataclass_flags(
             kw.update(type=_kv, metavar="K=V,...")
         elif t.startswith(("int", "float")):
             kw["type"] = _typed(f.name, t)
-        g.add_argument(*names, **kw)
+        groups[section].add_argument(*names, **kw)
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per Config field (default: not given); the original code's flags are
     translated before parsing (:func:`softdistill.original.translate`)."""
-    g = p.add_argument_group("configuration (any config-file key; flags override the file)")
-    add_dataclass_flags(g, Config, {}, {"nets": _nets_type, "objective": _objective_type})
+    add_dataclass_flags(p, Config, {}, {"nets": _nets_type, "objective": _objective_type})
 
 
 class _ExtendNames(argparse.Action):

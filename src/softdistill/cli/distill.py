@@ -29,8 +29,12 @@ def register(sub, parents) -> None:
         "distill",
         parents=parents,
         help="learn a synthetic set",
+        usage="softdistill distill [--config FILE] [--out RUN_DIR] [--overwrite | --resume] "
+        "[any config key as --key VALUE ...]",
         description="Learn a synthetic set (x_syn, soft labels, per-step lrs), write the run "
-        "folder, then evaluate it beside a random-real baseline.",
+        "folder, then evaluate it beside real-data baselines. Every config key is a flag; the "
+        "original code's flags (--distill_steps, --static_labels 0, --epochs, ...) are accepted "
+        "too and say what they become (README: Flags of the original code).",
     )
     d.add_argument("--config", metavar="FILE", help="YAML/JSON/TOML config file")
     d.add_argument(

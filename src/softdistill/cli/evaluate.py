@@ -20,6 +20,8 @@ def register(sub, parents) -> None:
         "evaluate",
         parents=parents,
         help="re-evaluate a finished run",
+        usage="softdistill evaluate RUN_DIR [--baseline NAME ...] [--protocol NAME ...] "
+        "[any config key as --key VALUE ...]",
         description="Replay a run's learned steps on its evaluation nets, evaluate real-data\n"
         "baselines and, with --protocol scratch, the standard from-scratch protocol; rewrite\n"
         "eval.json. Flags override the run's config for this evaluation only (config.json\n"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from softdistill.export import FORMATS
+# softdistill.export.FORMATS (not imported: building the parser must not import torch)
+FORMATS = ("npz", "png", "pt")
 
 
 def register(sub, parents) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from softdistill.cli.common import UsageError, add_dataclass_flags, pick_device
 from softdistill.config import ConfigError
+from softdistill.train_config import TrainConfig
 
 log = logging.getLogger("softdistill")
 
@@ -25,8 +26,6 @@ _ALIASES = {"decay_epochs": "decay_every", "phase": "split"}
 
 
 def register(sub, parents) -> None:
-    from softdistill.pool import TrainConfig
-
     t = sub.add_parser(
         "train",
         parents=parents,
@@ -43,14 +42,11 @@ def register(sub, parents) -> None:
     t.add_argument(
         "--overwrite", action="store_true", help="replace a pool folder made with other settings"
     )
-    g = t.add_argument_group("training settings")
-    add_dataclass_flags(g, TrainConfig, _ALIASES)
+    add_dataclass_flags(t, TrainConfig, _ALIASES, title="training settings")
     t.set_defaults(func=run)
 
 
 def _train_config(args: argparse.Namespace):
-    from softdistill.pool import TrainConfig
-
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in names}).validate()
 
