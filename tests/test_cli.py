@@ -441,3 +441,42 @@ def test_distill_help_groups_every_option_with_help(capsys):
         if a.option_strings and a.help != argparse.SUPPRESS:
             assert a.help and a.help.strip() and not a.help.startswith("(default"), a.dest
             assert a.help.count("default") <= 1, a.help
+
+
+def test_evaluate_merges_into_eval_json_and_records_each_entry(tmp_path):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST]) == 0
+    first = json.loads((out / "eval.json").read_text())
+    names = set(first["baselines"])
+    assert {"random", "kmeans", "average", "knn"} <= names
+    assert first["made"]["baselines/kmeans"]["command"].startswith("softdistill distill")
+    assert (
+        main(["evaluate", str(out), "--baseline", "random", "--baseline_lr", "0.3", "--quiet"]) == 0
+    )
+    ev = json.loads((out / "eval.json").read_text())
+    assert set(ev["baselines"]) == names  # nothing dropped
+    for name in names - {"random"}:
+        assert ev["baselines"][name] == first["baselines"][name]  # kept as they were
+        assert ev["made"][f"baselines/{name}"] == first["made"][f"baselines/{name}"]
+    assert ev["baselines"]["random"]["lr"] == 0.3  # replaced by the new evaluation
+    assert "softdistill evaluate" in ev["made"]["baselines/random"]["command"]
+    assert "softdistill evaluate" in ev["made"]["distilled"]["command"]
+
+
+def test_one_held_out_evaluation_is_not_called_a_selection(tmp_path, capsys):
+    out = tmp_path / "run"
+    flags = [*FAST, "--outer_steps", "3", "--eval_every", "500", "--val_size", "50"]
+    assert main(["distill", "--out", str(out), *flags]) == 0
+    printed = capsys.readouterr().out
+    assert "one held-out evaluation only" in printed and "best on" not in printed
+    sel = json.loads((out / "eval.json").read_text())["protocol"]["selected"]
+    assert sel["evaluations"] == 1 and sel["step"] == 3
+
+
+def test_overwrite_removes_a_previous_export(tmp_path):
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST]) == 0
+    assert main(["export", str(out), "--format", "npz", "--quiet"]) == 0
+    assert (out / "export" / "synthetic.npz").is_file()
+    assert main(["distill", "--out", str(out), "--overwrite", *FAST]) == 0
+    assert not (out / "export").exists()

@@ -26,6 +26,7 @@ __all__ = [
     "distill",
     "evaluate",
     "load",
+    "merge_eval",
     "method_summary",
     "resolve_config",
     "resolve_device",
@@ -161,6 +162,7 @@ def distill(
     resume: bool = False,
     evaluate: bool = True,
     progress: Callable[[int, dict[str, float]], None] | None = None,
+    command: str | None = None,
     **overrides,
 ):
     """Learn a synthetic set and write its run folder; returns the loaded :class:`~io.Run`.
@@ -176,6 +178,7 @@ def distill(
         progress: called after every outer step with ``(step, {"loss": ...})``; an object
             with a ``total`` attribute gets the number of outer steps once the data is loaded
             (``outer_epochs`` counts passes over it).
+        command: the command line that asked for it (recorded in ``eval.json``'s ``made``).
         **overrides: any config key, e.g. ``dataset="mnist", per_class=1, outer_steps=500``.
 
     In a ``torch.distributed`` process group (``torchrun``), every rank calls this with the
@@ -307,7 +310,7 @@ def distill(
         )
         if result.selected:
             ev["protocol"]["selected"] = result.selected
-        io.save_json(out / io.EVAL, ev)
+        io.save_json(out / io.EVAL, merge_eval(None, ev, command))
     return io.load_run(out)
 
 
@@ -321,12 +324,39 @@ def _as_overrides(config: ConfigLike) -> dict[str, Any]:
     return read_config_file(config)
 
 
-def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
+def merge_eval(old: Mapping[str, Any] | None, new: Mapping[str, Any], command: str | None):
+    """``new`` results merged into an earlier ``eval.json`` dict: entries of ``new`` replace the
+    same entries (each baseline is its own entry), the others stay. ``"made"`` records, per
+    entry (``distilled``, ``baselines/random``, ...), when and with which command it was made."""
+    stamp = {"at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": command}
+    merged: dict[str, Any] = {k: v for k, v in (old or {}).items()}
+    made = dict(merged.get("made") or {})
+    for key, value in new.items():
+        if key == "made":
+            continue
+        if key == "baselines" and isinstance(merged.get("baselines"), dict):
+            merged["baselines"] = {**merged["baselines"], **value}
+            made.update({f"baselines/{name}": stamp for name in value})
+        else:
+            merged[key] = value
+            if key == "baselines":
+                made.update({f"baselines/{name}": stamp for name in value})
+            else:
+                made[key] = stamp
+    merged["made"] = made
+    return merged
+
+
+def evaluate(run, *, save: bool = False, command: str | None = None, **overrides) -> dict[str, Any]:
     """Evaluate a finished run again; returns the ``eval.json`` dict (also set as ``run.eval``).
+
+    The new results are merged into the run's earlier ones (:func:`merge_eval`): a baseline
+    evaluated again replaces its entry, the baselines not evaluated this time stay.
 
     Args:
         run: a :class:`~io.Run` (from :func:`distill` or :func:`load`) or a run folder.
-        save: rewrite the run folder's ``eval.json``.
+        save: rewrite the run folder's ``eval.json`` (merged).
+        command: the command line that asked for it (recorded in ``eval.json``'s ``made``).
         **overrides: config keys that change the evaluation, e.g. ``test_n_nets=20``,
             ``baselines=["random"]``, ``data_dir=...``, ``device="cuda"``.
     """
@@ -349,6 +379,7 @@ def evaluate(run, *, save: bool = False, **overrides) -> dict[str, Any]:
         for k in ("outer_steps", "seconds", "seconds_per_step", "selected"):
             if k in run.eval["protocol"]:
                 ev["protocol"][k] = run.eval["protocol"][k]
+    ev = merge_eval(run.eval, ev, command)
     if save:
         io.save_json(run.path / io.EVAL, ev)
     run.eval = ev

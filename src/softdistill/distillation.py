@@ -460,13 +460,33 @@ def distill(
     if best["syn"] is not None:
         result_syn = copy.deepcopy(result_syn)
         result_syn.load_state_dict(best["syn"])
-        selected = {"step": best["step"], "val_acc": best["acc"], "val_size": cfg.val_size}
-        log.info(
-            "kept the set of outer step %d: accuracy %.4f on %d held-out training examples",
-            best["step"],
-            best["acc"],
-            cfg.val_size,
-        )
+        # held-out evaluations: every eval_every steps and at the last one
+        n_evals = cfg.outer_steps // cfg.eval_every + bool(cfg.outer_steps % cfg.eval_every)
+        selected = {
+            "step": best["step"],
+            "val_acc": best["acc"],
+            "val_size": cfg.val_size,
+            "evaluations": n_evals,
+        }
+        if n_evals > 1:
+            log.info(
+                "kept the set of outer step %d, the best of %d held-out evaluations: accuracy "
+                "%.4f on %d held-out training examples",
+                best["step"],
+                n_evals,
+                best["acc"],
+                cfg.val_size,
+            )
+        else:
+            log.info(
+                "one held-out evaluation only, at the last step (eval_every %d >= outer_steps "
+                "%d), so no selection: the last set is kept (accuracy %.4f on %d held-out "
+                "training examples)",
+                cfg.eval_every,
+                cfg.outer_steps,
+                best["acc"],
+                cfg.val_size,
+            )
     return DistillResult(result_syn, source.fixed, cfg.outer_steps, seconds, loss_value, selected)
 
 

@@ -155,7 +155,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool =
             )
         for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, EVAL):
             (path / name).unlink(missing_ok=True)
-        for name in ("checkpoints", "report", SNAPSHOTS, TENSORBOARD):
+        for name in ("checkpoints", "report", "export", SNAPSHOTS, TENSORBOARD):
             shutil.rmtree(path / name, ignore_errors=True)
     try:
         path.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import re
+import shlex
 import sys
 
 from softdistill import __version__
@@ -89,6 +90,7 @@ def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """Parse a command line (the original code's flags translated first); returns the
     namespace and the translation notes. Raises ConfigError for an original flag that cannot
     be honoured, SystemExit where argparse ends (errors, --help)."""
+    typed = list(argv)
     parser = build_parser()
     command = next((a for a in argv if not a.startswith("-")), None)
     _Parser.command = command
@@ -110,6 +112,7 @@ def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     if args.command is None:
         parser.print_help()
         raise SystemExit(2)
+    args.command_line = shlex.join(["softdistill", *typed])  # as typed, before translation
     return args, notes
 
 

@@ -306,10 +306,16 @@ def format_summary(ev: dict) -> str:
         f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
     ]
     if sel := ev["protocol"].get("selected"):
-        lines[-1] += (
-            f"  (the set of outer step {sel['step']}, best on {sel['val_size']} held-out "
-            f"training examples: {100 * sel['val_acc']:.2f}%)"
-        )
+        if sel.get("evaluations", 2) > 1:
+            lines[-1] += (
+                f"  (the set of outer step {sel['step']}, best on {sel['val_size']} held-out "
+                f"training examples: {100 * sel['val_acc']:.2f}%)"
+            )
+        else:
+            lines[-1] += (
+                f"  (the last set: one held-out evaluation only, {100 * sel['val_acc']:.2f}% "
+                f"on {sel['val_size']} held-out training examples; no selection)"
+            )
     for name, r in ev.get("baselines", {}).items():
         if "k" in r:
             extra = f" (k {r['k']}, p {r['p']:g}, reference {r['reference']})"

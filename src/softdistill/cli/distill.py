@@ -76,7 +76,12 @@ def run(args: argparse.Namespace) -> int:
         progress = Progress(cfg.outer_steps, start, enabled=not args.quiet and main)
         try:
             run_ = api.distill(
-                cfg, out=out, overwrite=args.overwrite, resume=args.resume, progress=progress
+                cfg,
+                out=out,
+                overwrite=args.overwrite,
+                resume=args.resume,
+                progress=progress,
+                command=getattr(args, "command_line", None),
             )
         finally:
             progress.close()

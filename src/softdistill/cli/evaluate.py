@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     base = Config.from_dict(saved.config, source=str(run_dir / io.CONFIG))
     cfg = config_from_args(args, base=base)
     torch.manual_seed(cfg.seed)
-    ev = api.evaluate(saved, save=True, **dataclasses.asdict(cfg))
+    ev = api.evaluate(
+        saved, save=True, command=getattr(args, "command_line", None), **dataclasses.asdict(cfg)
+    )
     print(format_summary(ev))
     return 0
