@@ -480,3 +480,42 @@ def test_overwrite_removes_a_previous_export(tmp_path):
     assert (out / "export" / "synthetic.npz").is_file()
     assert main(["distill", "--out", str(out), "--overwrite", *FAST]) == 0
     assert not (out / "export").exists()
+
+
+def test_interrupt_names_the_run_folder_and_disk_full_names_the_path(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from softdistill import api
+
+    out = tmp_path / "run"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "distill", interrupted)
+    assert main(["distill", "--out", str(out), *FAST]) == 130
+    err = capsys.readouterr().err
+    assert f"continue with: softdistill distill --resume --out {out}" in err
+    assert "RUN_DIR" not in err
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(api, "distill", disk_full)
+    assert main(["distill", "--out", str(out), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert f"no space left on the disk of {out}" in err and "--resume" in err
+
+
+def test_config_that_is_not_a_file_and_checkpoint_that_is_a_pickle(tmp_path, capsys):
+    assert main(["distill", "--config", "/dev/null", "--quiet"]) == 2
+    assert "/dev/null is not a regular file" in capsys.readouterr().err
+    out = tmp_path / "run"
+    assert main(["distill", "--out", str(out), *FAST]) == 0
+    import pickle
+
+    (out / "checkpoints" / "last.pt").write_bytes(pickle.dumps({"step": object()}))
+    assert main(["distill", "--out", str(out), "--resume", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "is not a softdistill checkpoint" in err
+    assert "weights_only" not in err and len(err.strip().splitlines()) == 2

@@ -503,3 +503,31 @@ def test_text_reproduction_configs_are_valid(row):
         1,
         n_classes,
     )
+
+
+def test_tsv_header_row_is_skipped_and_odd_labels_are_refused(tmp_path, caplog):
+    folder = write_sentiment(tmp_path / "s")
+    train = folder / "train.tsv"
+    train.write_text("label\ttext\n" + train.read_text())
+    with caplog.at_level("WARNING"):
+        ds = load(f"tsv:{folder}", maxlen=6, embeddings="random:4")
+    assert ds.class_names == ["0", "1"] and len(ds.train) == 60
+    assert "header row" in caplog.text
+    lines = train.read_text().splitlines()
+    lines[5] = "2.5\t" + lines[5].split("\t", 1)[1]
+    train.write_text("\n".join(lines) + "\n")
+    with pytest.raises(
+        DataError, match=r"class numbers 0, 1, \.\.\. but 1 are not \(example 5: '2\.5'\)"
+    ):
+        load(f"tsv:{folder}", maxlen=6, embeddings="random:4")
+
+
+def test_unseen_test_label_names_the_test_file(tmp_path):
+    folder = tmp_path / "n"
+    folder.mkdir()
+    (folder / "train.tsv").write_text("pos\tgood film\nneg\tbad film\n")
+    (folder / "test.tsv").write_text("pos\tgood\nmeh\tso so\n")
+    with pytest.raises(
+        DataError, match=r"test\.tsv: test labels \['meh'\] \(the first is example 2\)"
+    ):
+        load(f"tsv:{folder}", maxlen=4, embeddings="random:4")

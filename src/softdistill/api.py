@@ -23,6 +23,7 @@ from softdistill.config import Config, ConfigError
 __all__ = [
     "RESUMABLE_CHANGES",
     "check_eval_config",
+    "default_run_dir",
     "distill",
     "evaluate",
     "load",
@@ -117,6 +118,12 @@ def check_eval_config(cfg: Config, n_synthetic: int) -> None:
         )
 
 
+def default_run_dir(cfg: Config) -> Path:
+    """``runs/<dataset>_<arch>_<time>``: the run folder when none is given."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.dataset.replace(':', '_').replace('/', '_')}_{cfg.arch}_{stamp}"
+
+
 def method_summary(cfg: Config) -> str:
     """The settings that define the experiment, in one line (logged at the start of a run)."""
     labels = (
@@ -208,8 +215,7 @@ def distill(
     else:
         cfg = resolve_config(config, **overrides)
     if out is None:
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        out = Path("runs") / f"{cfg.dataset.replace(':', '_')}_{cfg.arch}_{stamp}"
+        out = default_run_dir(cfg)
     device = distributed.local_device(resolve_device(cfg.device))
     distributed.check_same_config(cfg.to_dict())
     main = distributed.is_main()

@@ -481,6 +481,8 @@ def bool_keys() -> list[str]:
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"config {path} is not a regular file (a YAML, JSON or TOML file)")
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     text = path.read_text()

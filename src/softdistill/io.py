@@ -22,8 +22,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,9 +293,19 @@ def load_checkpoint(path: str | Path, map_location=None) -> dict[str, Any]:
     if not path.is_file():
         raise RunDirError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # pickle/zip errors of many kinds
-        raise RunDirError(f"cannot read checkpoint {path} (corrupt or truncated?): {e}") from None
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols first
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:  # torch's message advises weights_only=False: never do that
+        raise RunDirError(
+            f"{path} is not a softdistill checkpoint: it holds Python objects beyond tensors, "
+            "which are never loaded (for safety)"
+        ) from None
+    except Exception as e:  # zip errors of many kinds
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RunDirError(
+            f"cannot read checkpoint {path} (corrupt or truncated?): {first}"
+        ) from None
 
 
 # --------------------------------------------------------------------------- snapshots

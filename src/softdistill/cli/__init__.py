@@ -8,6 +8,7 @@ what tests call. Exit codes: 0 ok, 1 runtime failure, 2 usage error; errors prin
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -151,7 +152,26 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"softdistill: error{who}: {e}", file=sys.stderr)
         return 2
-    except (DataError, RunDirError, PoolError, DivergenceError, OSError) as e:
+    except OSError as e:
+        if args.debug:
+            raise
+        where = e.filename or getattr(args, "run_dir", None) or getattr(args, "out", None)
+        if e.errno == errno.ENOSPC:
+            what = f"no space left on the disk of {where}" if where else "no space left on disk"
+            print(
+                f"softdistill: error{who}: {what}; free some space (the last checkpoint is "
+                "kept) and continue with --resume",
+                file=sys.stderr,
+            )
+        else:
+            text = e.strerror or str(e)
+            print(
+                f"softdistill: error{who}: {text}{f': {where}' if where else ''}\n"
+                "(run with --debug for the traceback)",
+                file=sys.stderr,
+            )
+        return 1
+    except (DataError, RunDirError, PoolError, DivergenceError) as e:
         if args.debug:
             raise
         print(
@@ -159,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        print("softdistill: interrupted; continue with --resume --out RUN_DIR", file=sys.stderr)
+        run_dir = getattr(args, "run_dir", None) if args.command == "distill" else None
+        hint = f"; continue with: softdistill distill --resume --out {run_dir}" if run_dir else ""
+        print(f"softdistill: interrupted{hint}", file=sys.stderr)
         return 130
 
 

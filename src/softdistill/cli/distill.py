@@ -68,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = config_from_args(args)
         start = 0
+        out = out or api.default_run_dir(cfg)
+    args.run_dir = out  # named by the messages of an interrupted or failed run
     torch.manual_seed(cfg.seed)  # the checkpoint restores the RNG state of a resumed run
     # torchrun: join the process group for this command (one GPU per process on CUDA)
     # the other ranks wait for rank 0's final evaluation in one barrier: allow a long wait

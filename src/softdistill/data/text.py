@@ -328,15 +328,33 @@ def read_labelled_file(path: Path) -> tuple[list[str], list[str]]:
                 label, text = line.split("\t", 1)
                 labels.append(label.strip())
                 texts.append(text)
+    if labels and labels[0].lower() in _HEADER_WORDS:  # a header row ("label<TAB>text")
+        log.warning("%s: first line %r is a header row; skipped", path, labels[0])
+        labels, texts = labels[1:], texts[1:]
     if not labels:
         raise DataError(f"{path} holds no examples")
+    odd = [(n, s) for n, s in enumerate(labels, 1) if not re.fullmatch(r"\d+", s)]
+    if odd and len(odd) <= len(labels) // 10:  # mostly class numbers: the rest are mistakes
+        shown = ", ".join(f"example {n}: {s!r}" for n, s in odd[:5])
+        raise DataError(
+            f"{path}: labels are class numbers 0, 1, ... but {len(odd)} are not ({shown}); "
+            "fix or remove those lines"
+        )
     return labels, texts
 
 
+_HEADER_WORDS = {"label", "labels", "class", "target", "y", "category", "sentiment"}
+
+
 def _label_ids(
-    train_labels: list[str], test_labels: list[str], class_names: list[str] | None, path: Path
+    train_labels: list[str],
+    test_labels: list[str],
+    class_names: list[str] | None,
+    path: Path,
+    test_path: Path | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Integer labels (0..C-1 as written, or names mapped in sorted order) and class names."""
+    test_path = test_path or path
     if all(re.fullmatch(r"\d+", s) for s in train_labels + test_labels):
         tr = np.array([int(s) for s in train_labels], dtype=np.int64)
         te = np.array([int(s) for s in test_labels], dtype=np.int64)
@@ -349,7 +367,11 @@ def _label_ids(
     index = {c: i for i, c in enumerate(names)}
     unseen = sorted(set(test_labels) - set(names))
     if unseen:
-        raise DataError(f"{path}: test labels {unseen[:5]} never occur in the training file")
+        first = 1 + test_labels.index(unseen[0])
+        raise DataError(
+            f"{test_path}: test labels {unseen[:5]} (the first is example {first}) never occur "
+            f"in the training file {path}"
+        )
     tr = np.array([index[s] for s in train_labels], dtype=np.int64)
     te = np.array([index[s] for s in test_labels], dtype=np.int64)
     return tr, te, names
@@ -675,7 +697,7 @@ def load_text_dataset(
     if cached is None:
         tr_labels, tr_texts = read_labelled_file(train_path)
         te_labels, te_texts = read_labelled_file(test_path)
-        y_tr, y_te, names = _label_ids(tr_labels, te_labels, class_names, train_path)
+        y_tr, y_te, names = _label_ids(tr_labels, te_labels, class_names, train_path, test_path)
         tr_tokens = [tokenize(t) for t in tr_texts]
         te_tokens = [tokenize(t) for t in te_texts]
         vocab = _hf_vocab(Path(arg)) if kind == "hf" else build_vocab(tr_tokens, ntoken)
