@@ -150,7 +150,12 @@ def test_val_size_keeps_the_best_set_on_held_out_examples(tmp_path, monkeypatch)
     vals = {r["step"]: r["val_acc"] for r in records if "val_acc" in r}
     assert sorted(vals) == [3, 6, 9, 12]
     best_step = max(vals, key=lambda s: (vals[s], -s))  # the first of equal bests
-    assert res.selected == {"step": best_step, "val_acc": vals[best_step], "val_size": 20}
+    assert res.selected == {
+        "step": best_step,
+        "val_acc": vals[best_step],
+        "val_size": 20,
+        "evaluations": len(vals),
+    }
     # the returned set scores exactly its recorded val accuracy on the held-out examples
     _, val = distill_mod.holdout(data.train, 20, distill_mod.stream(cfg.seed, "val"))
     assert evaluate_synthetic(model, res.nets, res.syn, val).mean == vals[best_step]

@@ -74,7 +74,7 @@ def test_checkpoint_loading_is_weights_only(tmp_path):
             return (print, ("code ran",))
 
     torch.save({"x": Evil()}, tmp_path / "bad.pt")
-    with pytest.raises(io.RunDirError, match="cannot read checkpoint"):
+    with pytest.raises(io.RunDirError, match="is not a softdistill checkpoint"):
         io.load_checkpoint(tmp_path / "bad.pt")
 
 
