@@ -225,3 +225,14 @@ def test_training_nets_at_once_equals_one_at_a_time(pools, tmp_path):
         (n["test_acc"], m["test_acc"]) for n, m in zip(one.manifest["nets"], par.manifest["nets"])
     ]
     assert all(abs(x - y) < 0.02 for x, y in accs)
+
+
+def test_a_pool_run_without_test_pool_says_it_is_evaluated_on_its_own_nets(tmp_path, capsys):
+    pool = ["--dataset", "digits", "--arch", "mlp", "--arch_args", "hidden=[16]", "--quiet"]
+    pool += ["--epochs", "2", "--batch_size", "64", "--lr", "1e-2"]
+    assert main(["train", *pool, "--n_nets", "2", "--out", str(tmp_path / "tr")]) == 0
+    argv = ["distill", "--dataset", "digits", "--arch", "mlp", "--arch_args", "hidden=[16]"]
+    argv += ["--nets", f"pool:{tmp_path / 'tr'}", "--n_nets", "2", "--outer_steps", "2"]
+    argv += ["--batch_size", "64", "--baselines", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 0
+    assert "evaluated on the very nets it was distilled on" in capsys.readouterr().out

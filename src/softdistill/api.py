@@ -233,6 +233,11 @@ def distill(
             log.info(note)
         cfg.validate()
         log.info("method: %s", method_summary(cfg))
+        if cfg.pool_path and not cfg.test_pool and evaluate:
+            log.warning(
+                "no test_pool: the set will be evaluated on the nets it is distilled on "
+                "(optimistic); pass --test_pool PATH for held-out nets"
+            )
         if hasattr(progress, "total"):  # e.g. the CLI's bar: the step count is known now
             progress.total = cfg.outer_steps
         try:

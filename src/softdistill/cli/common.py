@@ -305,6 +305,11 @@ def format_summary(ev: dict) -> str:
         f"test accuracy before training: {pct(ev['before'])}",
         f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
     ]
+    if str(ev["protocol"].get("eval_nets", "")).endswith("(the nets distilled on)"):
+        lines.append(
+            "  note: evaluated on the very nets it was distilled on (no test_pool), which "
+            "flatters it; --test_pool PATH evaluates on held-out pretrained nets"
+        )
     if sel := ev["protocol"].get("selected"):
         if sel.get("evaluations", 2) > 1:
             lines[-1] += (
