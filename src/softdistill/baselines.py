@@ -33,6 +33,7 @@ from torch import Tensor, nn
 
 from softdistill.core import SyntheticSet
 from softdistill.data import Split
+from softdistill.progress import task
 from softdistill.typing import Params, Step
 
 __all__ = [
@@ -345,29 +346,38 @@ def evaluate_baselines(
             progress(f"baseline {name}: building candidate sets")
         cands = candidates(name)  # on train's device and dtype
         details: dict = {"lr_mode": mode.name}
-        if mode.name == "tuned":
-            grid_scores = [score(cands[0], v) for v in lr_grid]
-            value: float | None = lr_grid[best_of(grid_scores, 1)[0]]
-            details["lr_grid"] = list(lr_grid)
-            details["lr_grid_train_scores"] = grid_scores
-        else:
-            value = mode.value
-        if value is not None:
-            details["lr"] = value
-        if len(cands) > 1:
-            train_scores = [score(c, value) for c in cands]
-            kept = best_of(train_scores, n_keep)
-            details["train_scores"] = train_scores
-        else:
-            kept = [0]
-        details.update(draws=len(cands), kept=kept, val_examples=len(val))
-        if progress:
-            progress(f"baseline {name}: training {len(kept)} set(s) x {len(nets)} net(s)")
-        accs = [
-            acc
-            for i in kept
-            for acc in evaluate_steps(model, nets, cands[i].steps(lrs_of(value)), test).per_net
-        ]
+        n_kept = n_keep if len(cands) > 1 else 1
+        # units: one trained set each (lr grid, candidate scoring, the kept sets on every net)
+        total = (len(lr_grid) if mode.name == "tuned" else 0) + (len(cands) > 1) * len(cands)
+        with task(f"baseline {name}", total + n_kept, unit="set") as t:
+
+            def scored(bset: BaselineSet, v: float | None) -> float:
+                r = score(bset, v)
+                t.update()
+                return r
+
+            if mode.name == "tuned":
+                grid_scores = [scored(cands[0], v) for v in lr_grid]
+                value: float | None = lr_grid[best_of(grid_scores, 1)[0]]
+                details["lr_grid"] = list(lr_grid)
+                details["lr_grid_train_scores"] = grid_scores
+            else:
+                value = mode.value
+            if value is not None:
+                details["lr"] = value
+            if len(cands) > 1:
+                train_scores = [scored(c, value) for c in cands]
+                kept = best_of(train_scores, n_keep)
+                details["train_scores"] = train_scores
+            else:
+                kept = [0]
+            details.update(draws=len(cands), kept=kept, val_examples=len(val))
+            if progress:
+                progress(f"baseline {name}: training {len(kept)} set(s) x {len(nets)} net(s)")
+            accs = []
+            for i in kept:
+                accs += evaluate_steps(model, nets, cands[i].steps(lrs_of(value)), test).per_net
+                t.update()
         results[name] = EvalResult(accs, details).to_dict()
         kept_sets[name] = [cands[i] for i in kept]
     if "knn" in names:

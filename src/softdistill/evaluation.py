@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split
+from softdistill.progress import task
 from softdistill.protocol import ScratchSettings
 from softdistill.typing import Params, Step
 
@@ -240,9 +241,16 @@ def evaluate_run(
     """
     from softdistill.baselines import evaluate_baselines
 
+    steps = syn.detached_steps()
+    distilled, before = [], []
+    with task("evaluate: the distilled set", len(nets), unit="net") as t:
+        for p in nets:
+            distilled.append(accuracy(model, unroll(model, p, steps)[-1], test))
+            before.append(accuracy(model, p, test))
+            t.update()
     out = {
-        "distilled": evaluate_synthetic(model, nets, syn, test).to_dict(),
-        "before": EvalResult([accuracy(model, p, test) for p in nets]).to_dict(),
+        "distilled": EvalResult(distilled).to_dict(),
+        "before": EvalResult(before).to_dict(),
     }
     results, sets = evaluate_baselines(
         model,

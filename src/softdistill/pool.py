@@ -31,6 +31,7 @@ from torch import nn
 from softdistill import __version__
 from softdistill.config import ConfigError
 from softdistill.data import Dataset, Split
+from softdistill.progress import task
 from softdistill.train_config import TrainConfig
 from softdistill.typing import Params
 
@@ -217,39 +218,43 @@ def train_pool(
                 pass  # a corrupt file from a crash: train the net again
         todo.append(i)
     done = []
-    for start in range(0, len(todo), cfg.parallel):
-        chunk = todo[start : start + cfg.parallel]
-        t0 = time.perf_counter()
-        seeds = [net_seed(cfg.seed, cfg.split, i) for i in chunk]
-        gens = [torch.Generator().manual_seed(seed) for seed in seeds]
-        params0 = [
-            init_params(model, cfg.init, cfg.init_param, generator=g, device=device) for g in gens
-        ]
-        if len(chunk) == 1:
-            results = [train_net(model, params0[0], train, cfg, gens[0])]
-        else:
-            results = train_nets(model, params0, train, cfg, gens)
-        seconds = (time.perf_counter() - t0) / len(chunk)
-        for i, seed, (params, loss) in zip(chunk, seeds, results):
-            acc = _accuracy(_as_module(model, params), test)
-            meta = {
-                "index": str(i),
-                "seed": str(seed),
-                "test_acc": repr(acc),
-                "train_loss": repr(loss),
-                "seconds": f"{seconds:.2f}",
-            }
-            tensors = {k: v.detach().cpu().contiguous() for k, v in params.items()}
-            atomic_write(
-                out / _net_file(i), lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m)
-            )
-            done.append(i)
-            if progress is not None:
-                progress(
-                    f"net {i + 1}/{cfg.n_nets}: test accuracy {100 * acc:.2f}%, last-epoch loss "
-                    f"{loss:.4f}, {seconds:.1f}s"
-                    + (f" (one of {len(chunk)} trained at once)" if len(chunk) > 1 else "")
+    with task("train pool", len(todo), unit="net") as t:
+        for start in range(0, len(todo), cfg.parallel):
+            chunk = todo[start : start + cfg.parallel]
+            t0 = time.perf_counter()
+            seeds = [net_seed(cfg.seed, cfg.split, i) for i in chunk]
+            gens = [torch.Generator().manual_seed(seed) for seed in seeds]
+            params0 = [
+                init_params(model, cfg.init, cfg.init_param, generator=g, device=device)
+                for g in gens
+            ]
+            if len(chunk) == 1:
+                results = [train_net(model, params0[0], train, cfg, gens[0])]
+            else:
+                results = train_nets(model, params0, train, cfg, gens)
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            for i, seed, (params, loss) in zip(chunk, seeds, results):
+                acc = _accuracy(_as_module(model, params), test)
+                meta = {
+                    "index": str(i),
+                    "seed": str(seed),
+                    "test_acc": repr(acc),
+                    "train_loss": repr(loss),
+                    "seconds": f"{seconds:.2f}",
+                }
+                tensors = {k: v.detach().cpu().contiguous() for k, v in params.items()}
+                atomic_write(
+                    out / _net_file(i), lambda tmp, t=tensors, m=meta: save_file(t, tmp, metadata=m)
                 )
+                done.append(i)
+                t.update()
+                if progress is not None:
+                    progress(
+                        f"net {i + 1}/{cfg.n_nets}: test accuracy {100 * acc:.2f}%, "
+                        f"last-epoch loss "
+                        f"{loss:.4f}, {seconds:.1f}s"
+                        + (f" (one of {len(chunk)} trained at once)" if len(chunk) > 1 else "")
+                    )
     return done
 
 

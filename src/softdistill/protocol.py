@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from softdistill.core import forward, soft_cross_entropy
 from softdistill.data import Split
+from softdistill.progress import task
 from softdistill.typing import Params
 
 __all__ = [
@@ -308,17 +309,19 @@ def evaluate_scratch(
             x, y = x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
             g_order = torch.Generator().manual_seed(arch_seed + 1)  # same orders for every set
             accs, diverged, t0 = [], 0, time.perf_counter()
-            for i, params0 in enumerate(inits):
-                params, info = train_scratch(
-                    model, params0, x, y, settings, generator=g_order, augment=augment
-                )
-                accs.append(accuracy(model, params, test))
-                diverged += info["diverged"]
-                if progress:
-                    progress(
-                        f"scratch {arch} on {name}: net {i + 1}/{len(inits)} "
-                        f"{100 * accs[-1]:.2f}% ({time.perf_counter() - t0:.1f}s)"
+            with task(f"scratch {arch} on {name}", len(inits), unit="net") as t:
+                for i, params0 in enumerate(inits):
+                    params, info = train_scratch(
+                        model, params0, x, y, settings, generator=g_order, augment=augment
                     )
+                    accs.append(accuracy(model, params, test))
+                    diverged += info["diverged"]
+                    t.update()
+                    if progress:
+                        progress(
+                            f"scratch {arch} on {name}: net {i + 1}/{len(inits)} "
+                            f"{100 * accs[-1]:.2f}% ({time.perf_counter() - t0:.1f}s)"
+                        )
             seconds = round(time.perf_counter() - t0, 2)
             table[name] = EvalResult(accs, {"diverged": diverged, "seconds": seconds}).to_dict()
         out["archs"][arch] = table

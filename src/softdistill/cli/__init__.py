@@ -17,7 +17,7 @@ import shlex
 import sys
 
 from softdistill import __version__
-from softdistill.cli.common import UsageError
+from softdistill.cli.common import UsageError, install_progress
 from softdistill.config import ConfigError
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main", "parse_command"]
@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(message)s",
         force=True,
     )
+    install_progress(enabled=not args.quiet and rank == 0)
     log = logging.getLogger("softdistill")
     for note in notes:  # what the original code's flags became, once each
         log.info(note)

@@ -278,6 +278,9 @@ class Progress:
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in info.items()}, refresh=False)
+            if step >= self.total:  # the loop is over: the next phases show their own bars
+                self.bar.close()
+                self.bar, self.tty = None, False
         elif step >= self.next_log or step == self.total:
             done = step - self.start
             rate = done / max(time.perf_counter() - self.t0, 1e-9)
@@ -295,6 +298,71 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class _LogTask:
+    """A phase's progress as log lines (not a terminal): every 10% once it has run 2 s."""
+
+    def __init__(self, desc: str, total: int, unit: str) -> None:
+        self.desc, self.total, self.unit = desc, max(total, 1), unit
+        self.n, self.t0, self.next = 0, time.perf_counter(), max(1, total // 10)
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        elapsed = time.perf_counter() - self.t0
+        if self.n >= self.next and self.n < self.total and elapsed > 2:
+            eta = elapsed / self.n * (self.total - self.n)
+            log.info(
+                "%s: %d/%d %ss, %.0fs, ETA %.0fs",
+                self.desc,
+                self.n,
+                self.total,
+                self.unit,
+                elapsed,
+                eta,
+            )
+            self.next = self.n + max(1, self.total // 10)
+
+    def close(self) -> None:
+        elapsed = time.perf_counter() - self.t0
+        if elapsed > 2:
+            log.info("%s: done in %.0fs", self.desc, elapsed)
+
+
+def install_progress(enabled: bool) -> None:
+    """Show the library's long phases (:mod:`softdistill.progress`): a tqdm bar with ETA on a
+    terminal, log lines otherwise; and route log lines through tqdm so that a line never joins
+    a bar's line."""
+    from softdistill import progress
+
+    if not enabled:
+        progress.set_reporter(None)
+        return
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        def bar(desc: str, total: int, unit: str):
+            return tqdm(total=total, desc=desc, unit=unit, leave=False, dynamic_ncols=True)
+
+        progress.set_reporter(bar)
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        root = logging.getLogger()
+        root.handlers = [handler]
+    else:
+        progress.set_reporter(_LogTask)
+
+
+class _TqdmHandler(logging.Handler):
+    """Log lines written with ``tqdm.write``: printed above any bar, never into its line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:  # a logging handler must not raise
+            self.handleError(record)
 
 
 def format_summary(ev: dict) -> str:
