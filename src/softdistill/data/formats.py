@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from softdistill.data import DataError, cache_dir
+from softdistill.progress import task
 
 __all__ = [
     "CACHE_VERSION",
@@ -115,15 +116,18 @@ def _decode_jpegs(path: Path, buf: np.ndarray, offsets: np.ndarray, split: str) 
     if np.any(np.diff(offsets) <= 0):
         raise DataError(f"{path}: offsets_{split} must be strictly increasing")
     images = []
-    for i in range(len(offsets) - 1):
-        data = buf[offsets[i] : offsets[i + 1]].tobytes()
-        try:
-            with Image.open(io.BytesIO(data)) as im:
-                images.append(np.asarray(im.convert("RGB")))
-        except (UnidentifiedImageError, OSError, SyntaxError) as e:
-            raise DataError(
-                f"{path}: image {i} of jpeg_{split} is not a readable JPEG: {e}"
-            ) from None
+    n = len(offsets) - 1
+    with task(f"decoding {path.name} ({split}, once; cached)", n, unit="image") as t:
+        for i in range(n):
+            data = buf[offsets[i] : offsets[i + 1]].tobytes()
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    images.append(np.asarray(im.convert("RGB")))
+            except (UnidentifiedImageError, OSError, SyntaxError) as e:
+                raise DataError(
+                    f"{path}: image {i} of jpeg_{split} is not a readable JPEG: {e}"
+                ) from None
+            t.update()
     shapes = {im.shape for im in images}
     if len(shapes) != 1:
         raise DataError(f"{path}: the {split} images differ in size: {sorted(shapes)[:4]}")

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from softdistill.data import DataError, Dataset, DatasetInfo, Split, register
+from softdistill.progress import task
 
 __all__ = [
     "DEFAULT_MAXLEN",
@@ -698,8 +699,12 @@ def load_text_dataset(
         tr_labels, tr_texts = read_labelled_file(train_path)
         te_labels, te_texts = read_labelled_file(test_path)
         y_tr, y_te, names = _label_ids(tr_labels, te_labels, class_names, train_path, test_path)
-        tr_tokens = [tokenize(t) for t in tr_texts]
-        te_tokens = [tokenize(t) for t in te_texts]
+        with task(f"tokenizing {name} (once; cached)", len(tr_texts) + len(te_texts), "text") as t:
+            tr_tokens, te_tokens = [], []
+            for texts, tokens in ((tr_texts, tr_tokens), (te_texts, te_tokens)):
+                for i in range(0, len(texts), 1000):
+                    tokens += [tokenize(x) for x in texts[i : i + 1000]]
+                    t.update(len(texts[i : i + 1000]))
         vocab = _hf_vocab(Path(arg)) if kind == "hf" else build_vocab(tr_tokens, ntoken)
         counts = Counter(t for tokens in tr_tokens for t in tokens)
         cwords = sorted(counts)
