@@ -29,7 +29,16 @@ FAST = [
     "--baseline_lrs",
     "0.1",
 ]
-SECTIONS = ("evaluation", "curves", "schedule", "examples", "labels", "evolution", "config")
+SECTIONS = (
+    "evaluation",
+    "curves",
+    "schedule",
+    "examples",
+    "labels",
+    "perclass",
+    "evolution",
+    "config",
+)
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +72,23 @@ def test_single_run_report_has_every_section_inlined(runs, report_a):
     # self-contained: no reference to anything outside the file
     assert not re.search(r'(src|href)="(?!data:|#)', page)
     images = _inline_images(page)
-    # 20 examples (2 batches x 10) + curves + lrs + labels heat map + evolution GIF
-    assert len(images) == 20 + 4
+    # 20 examples (2 batches x 10), 20 real ones (2 per class), curves, lrs, labels heat map,
+    # confusion matrix, evolution GIF
+    assert len(images) == 20 + 20 + 5
     assert all(i[:4] in (b"\x89PNG", b"GIF8") for i in images)
-    # top-3 soft labels under each example, with the steps and lrs of each batch
-    assert page.count("<figcaption>") == 20
-    assert "batch 1: inner steps t=1 (lr" in page
+    # top-3 soft labels under each example, with the steps and lrs of each batch; real ones
+    assert page.count("<figcaption>") == 20 + 20
+    assert "batch 1: inner steps t=1 (lr" in page and "Real training examples" in page
     ev = json.loads((a / "eval.json").read_text())
-    assert f"{100 * ev['distilled']['mean']:.2f}%" in page
-    assert "baseline random" in page and "&quot;per_class&quot;: 1" in page
+    assert f"<td>{100 * ev['distilled']['mean']:.2f} (1 net)</td>" in page  # no ± of one net
+    assert "baseline: random real examples" in page and "&quot;per_class&quot;: 1" in page
+    # the researcher's first questions: command, wall time, threads, per-class accuracy
+    assert "softdistill distill --out" in page and "wall time (command)" in page
+    assert "threads / CPUs" in page and "Per-class test accuracy" in page
+    # one centroid per class: k-means is the class average, shown once with the reason
+    assert "k-means = class averages" in page and "baseline: class averages" not in page
+    # baselines in the reader's order: random real examples first
+    assert page.index("random real examples") < page.index("k-means = class averages")
 
 
 def test_evolution_gif_has_one_frame_per_snapshot(runs, report_a):
@@ -88,9 +105,11 @@ def test_evolution_gif_has_one_frame_per_snapshot(runs, report_a):
 def test_summary_md_links_files_that_exist(report_a):
     rep = report_a
     md = rep.md.read_text()
-    assert "| run | dataset | arch |" in md and "## Resolved configuration" in md
+    assert "| test accuracy (%) | a |" in md and "| dataset | digits |" in md
+    assert "## Resolved configuration" in md and "## Per-class test accuracy" in md
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
-    assert {"curves.png", "lrs.png", "synthetic.png", "labels.png", "evolution.gif"} <= set(links)
+    files = {"curves.png", "lrs.png", "synthetic.png", "labels.png", "evolution.gif"}
+    assert files | {"confusion.png"} <= set(links)
     assert all((rep.folder / link).is_file() for link in links)
 
 
@@ -148,7 +167,10 @@ def test_report_cli_compares_several_runs(runs, tmp_path, capsys):
     assert str(out / "index.html") in capsys.readouterr().out
     page = (out / "index.html").read_text()
     table = page[page.index('<section id="evaluation">') : page.index('<section id="curves">')]
-    assert table.count("<tr>") == 3  # header + one row per run
+    # methods as rows, runs as columns
+    assert "<tr><th>test accuracy (%)</th><th>a</th><th>b</th></tr>" in table
+    row = re.search(r"<tr><td>distilled set</td>(.*?)</tr>", table).group(1)
+    assert row.count("<td>") == 2
     assert "<h3>a</h3>" in page and "<h3>b</h3>" in page
     cfg = page[page.index('<section id="config">') :]
     assert "<td>per_class</td><td>1</td><td>2</td>" in cfg

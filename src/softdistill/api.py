@@ -51,6 +51,8 @@ RESUMABLE_CHANGES = {
     "data_dir",
     "download",
     "test_pool",
+    "published_acc",
+    "full_data_acc",
 }
 
 ConfigLike = Config | Mapping[str, Any] | str | Path | None
@@ -205,6 +207,7 @@ def distill(
     from softdistill.models import build
     from softdistill.report import save_synthetic_grid
 
+    t_start = time.time()
     out = Path(out) if out is not None else None
     if resume:
         if out is None:
@@ -303,6 +306,7 @@ def distill(
 
         save_text_report(out, result.syn, data)
     if data.modality == "image":
+        io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
         save_synthetic_grid(
             result.syn.x_syn,
             result.syn.y_soft,
@@ -322,7 +326,36 @@ def distill(
         if result.selected:
             ev["protocol"]["selected"] = result.selected
         io.save_json(out / io.EVAL, merge_eval(None, ev, command))
+    io.save_json(out / io.RUN_INFO, run_info(cfg, command, t_start, device))
     return io.load_run(out)
+
+
+def run_info(cfg: Config, command: str | None, t_start: float, device) -> dict[str, Any]:
+    """``run.json``: how and where a run was made (the report's first questions)."""
+    import os
+    import platform
+
+    import torch
+
+    from softdistill import __version__
+
+    hardware = platform.processor() or platform.machine()
+    if getattr(device, "type", "cpu") == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    return {
+        "command": command,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(t_start)),
+        "wall_seconds": round(time.time() - t_start, 2),
+        "threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "device": str(device),
+        "hardware": hardware,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "softdistill": __version__,
+        "seed": cfg.seed,
+    }
 
 
 def _as_overrides(config: ConfigLike) -> dict[str, Any]:

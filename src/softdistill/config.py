@@ -150,6 +150,10 @@ class Config:
     scratch_augment: str | None = None  # scratch: e.g. dsa or crop,flip,rotate (needs kornia)
     scratch_baselines: bool = False  # scratch: also train on the random/kmeans/average sets
 
+    # --- reference numbers (shown beside the run's in the report; they change nothing)
+    published_acc: float | None = None  # the published test accuracy of this setting (a fraction)
+    full_data_acc: float | None = None  # the same model trained on all the data (a fraction)
+
     # --- run
     seed: int = 0  # seeds the synthetic set's init, the nets, the batches and the baselines
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
@@ -400,6 +404,10 @@ class Config:
                 f"val_size {self.val_size} selects the best set among evaluations; set "
                 "eval_every > 0 (outer steps between them)"
             )
+        for key in ("published_acc", "full_data_acc"):
+            v = getattr(self, key)
+            if v is not None and not 0 <= v <= 1:
+                raise ConfigError(f"{key} is a fraction in [0, 1] (0.96 for 96%), got {v}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.decay_factor <= 1:

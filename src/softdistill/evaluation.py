@@ -243,13 +243,19 @@ def evaluate_run(
 
     steps = syn.detached_steps()
     distilled, before = [], []
+    C = syn.n_classes
+    confusion = torch.zeros(C * C, dtype=torch.long)
+    y = test.y.cpu()
     with task("evaluate: the distilled set", len(nets), unit="net") as t:
         for p in nets:
-            distilled.append(accuracy(model, unroll(model, p, steps)[-1], test))
+            pred = predict(model, unroll(model, p, steps)[-1], test.x).cpu()
+            distilled.append((pred == y).sum().item() / len(test))
+            confusion += torch.bincount(y * C + pred, minlength=C * C)
             before.append(accuracy(model, p, test))
             t.update()
     out = {
-        "distilled": EvalResult(distilled).to_dict(),
+        # confusion: test examples by true class (rows) and predicted class, summed over nets
+        "distilled": EvalResult(distilled, {"confusion": confusion.view(C, C).tolist()}).to_dict(),
         "before": EvalResult(before).to_dict(),
     }
     results, sets = evaluate_baselines(

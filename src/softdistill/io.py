@@ -47,6 +47,7 @@ __all__ = [
     "load_checkpoint",
     "load_embedding",
     "load_params",
+    "load_real_examples",
     "load_run",
     "load_snapshots",
     "load_synthetic",
@@ -58,6 +59,7 @@ __all__ = [
     "save_embedding",
     "save_json",
     "save_params",
+    "save_real_examples",
     "save_snapshot",
     "save_synthetic",
     "Snapshot",
@@ -70,6 +72,8 @@ INIT = "init.safetensors"
 EMBEDDING = "embedding.safetensors"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
+RUN_INFO = "run.json"  # command line, wall time, threads, hardware, versions, seed
+REAL = "real_examples.safetensors"  # a few real training examples per class (the report's)
 CHECKPOINT = "checkpoints/last.pt"
 SNAPSHOTS = "snapshots"
 TENSORBOARD = "tensorboard"
@@ -155,7 +159,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool =
                 f"run folder {path} already exists; pass --overwrite to replace it or "
                 "--resume to continue it"
             )
-        for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, EVAL):
+        for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, EVAL, RUN_INFO, REAL):
             (path / name).unlink(missing_ok=True)
         for name in ("checkpoints", "report", "export", SNAPSHOTS, TENSORBOARD):
             shutil.rmtree(path / name, ignore_errors=True)
@@ -308,6 +312,27 @@ def load_checkpoint(path: str | Path, map_location=None) -> dict[str, Any]:
         ) from None
 
 
+def save_real_examples(path: str | Path, split, n_classes: int, per_class: int = 2) -> Path:
+    """The first ``per_class`` training examples of each class (the report shows them beside
+    the synthetic ones): ``x`` ``(n, *sample_shape)`` float16, ``y`` ``(n,)``."""
+    idx = []
+    for c in range(n_classes):
+        idx += (split.y == c).nonzero().flatten()[:per_class].tolist()
+    idx_t = torch.tensor(idx, dtype=torch.long)
+    x = split.x[idx_t.to(split.x.device)] if idx else split.x[:0]
+    tensors = {"x": x.detach().cpu().half().contiguous(), "y": split.y[idx_t].cpu().contiguous()}
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp))
+
+
+def load_real_examples(path: str | Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(x, y)`` saved by :func:`save_real_examples`, or None when the file is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    t = load_file(str(path))
+    return t["x"].float(), t["y"]
+
+
 # --------------------------------------------------------------------------- snapshots
 @dataclass
 class Snapshot:
@@ -388,6 +413,7 @@ class Run:
     init_params: list[Params] | None = None
     eval: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] | None = None  # run.json: command, wall time, threads, hardware
 
 
 def load_run(path: str | Path, device=None) -> Run:
@@ -407,4 +433,5 @@ def load_run(path: str | Path, device=None) -> Run:
                     metrics.append(json.loads(line))
                 except json.JSONDecodeError:
                     break  # a line cut by a crash ends the usable log
-    return Run(path, config, syn.to(device) if device else syn, meta, init, ev, metrics)
+    info = read_json(path / RUN_INFO) if (path / RUN_INFO).exists() else None
+    return Run(path, config, syn.to(device) if device else syn, meta, init, ev, metrics, info)

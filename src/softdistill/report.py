@@ -19,6 +19,7 @@ import html
 import io as _io
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,6 +216,17 @@ def image_examples(rd: RunData, prefix: str, **_: Any) -> Section:
                 + f"<figcaption>{_label_caption(lab)}</figcaption></figure>"
             )
         parts.append(f"<h4>{html.escape(_batch_heading(rd, b))}</h4><div class=grid>")
+        parts.append("".join(cells) + "</div>")
+    real = io.load_real_examples(rd.run.path / io.REAL)
+    if real is not None and len(real[0]):
+        xr = to_uint8_images(denormalise(real[0], rd.mean, rd.std))
+        cells = [
+            "<figure>"
+            + _img_tag(_png(img, scale), "image/png", f"real {rd.class_names[int(c)]}", "px")
+            + f"<figcaption>{html.escape(rd.class_names[int(c)])}</figcaption></figure>"
+            for img, c in zip(xr, real[1])
+        ]
+        parts.append("<h4>Real training examples, for comparison</h4><div class=grid>")
         parts.append("".join(cells) + "</div>")
     # a PNG grid for the markdown summary (and anyone who wants a file)
     grid_name = f"{prefix}synthetic.png"
@@ -449,61 +461,189 @@ def evolution(rd: RunData, prefix: str, text_decoder=None) -> Section:
 
 
 # ============================================================================ shared sections
-def evaluation_table(runs: list[RunData]) -> Section:
-    baselines = sorted({b for rd in runs for b in ((rd.run.eval or {}).get("baselines") or {})})
-    head = [
-        "run",
-        "dataset",
-        "arch",
-        "batches × per batch",
-        "T",
-        "distilled",
-        "before training",
-        *[f"baseline {b}" for b in baselines],
-        "outer steps",
-        "s/step",
-    ]
-    rows = []
-    for rd in runs:
-        ev = rd.run.eval or {}
-        syn = rd.run.syn
-        proto = ev.get("protocol", {})
-        base = ev.get("baselines") or {}
-        rows.append(
-            [
-                rd.name,
-                str(rd.run.meta.get("dataset", rd.run.config.get("dataset"))),
-                str(rd.run.config.get("arch")),
-                f"{syn.n_batches}×{syn.per_batch}",
-                str(syn.n_steps),
-                _pct(ev.get("distilled")) if ev else "not evaluated",
-                _pct(ev.get("before")),
-                *[_baseline_cell(base.get(b)) for b in baselines],
-                str(rd.run.meta.get("outer_steps", proto.get("outer_steps", "–"))),
-                f"{proto['seconds_per_step']:.3g}" if "seconds_per_step" in proto else "–",
-            ]
-        )
+# Baselines in the order a reader compares them: random real examples first.
+BASELINE_ORDER = ("random", "kmeans", "average", "knn", "knn_random", "knn_kmeans", "knn_average")
+BASELINE_NAMES = {
+    "random": "random real examples",
+    "kmeans": "k-means centroids",
+    "average": "class averages",
+    "knn": "kNN, synthetic set as reference",
+    "knn_random": "kNN, random real as reference",
+    "knn_kmeans": "kNN, k-means as reference",
+    "knn_average": "kNN, class averages as reference",
+}
+
+
+def _acc_cell(r: dict | None) -> str:
+    """``96.17 ± 0.32`` over several nets; ``96.17 (1 net)``: no ± of a single number."""
+    if not r:
+        return "–"
+    n = len(r.get("per_net", [])) or 1
+    if n == 1:
+        return f"{100 * r['mean']:.2f} (1 net)"
+    return f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} ({n})"
+
+
+def _same_kmeans_average(rd: RunData) -> bool:
+    """k-means with one centroid per class is the class average (per_class 1)."""
+    base = (rd.run.eval or {}).get("baselines") or {}
+    return (
+        "kmeans" in base
+        and "average" in base
+        and rd.run.syn.per_batch == len(set(rd.run.syn.classes.tolist()))
+    )
+
+
+def _table(head: list[str], rows: list[list[str]]) -> tuple[str, str]:
     h = "<table class=eval><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"
     for r in rows:
         h += "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-    h += "</table>"
-    nets = {
-        rd.name: (rd.run.eval or {}).get("protocol", {}).get("n_nets") for rd in runs if rd.run.eval
-    }
-    if nets:
-        desc = "; ".join(f"{k}: {v} net(s)" for k, v in nets.items())
-        h += (
-            f"<p class=note>Test accuracy (mean ± std over trained networks; {desc}). Baselines: "
-            "random real examples in the synthetic set's shape with one-hot labels, trained "
-            "with the same number of steps and the best fixed lr of a grid.</p>"
-        )
     md = "| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
-    md += "".join("| " + " | ".join(r) + " |\n" for r in rows)
-    return Section(h, md)
+    md += "".join("| " + " | ".join(c.replace("|", "\\|") for c in r) + " |\n" for r in rows)
+    return h + "</table>", md
 
 
-def _baseline_cell(r: dict | None) -> str:
-    return _pct(r) + (f" (lr {r['lr']:g})" if r and "lr" in r else "")
+def evaluation_table(runs: list[RunData]) -> Section:
+    """Methods as rows (the distilled set, before training, the reference numbers, each
+    baseline), runs as columns; then the runs' settings, timing and provenance."""
+    evs = [rd.run.eval or {} for rd in runs]
+    present = {b for ev in evs for b in (ev.get("baselines") or {})}
+    names = [b for b in BASELINE_ORDER if b in present] + sorted(present - set(BASELINE_ORDER))
+    merge_km = "kmeans" in names and all(
+        _same_kmeans_average(rd) for rd, ev in zip(runs, evs) if "kmeans" in ev.get("baselines", {})
+    )
+    head = ["test accuracy (%)", *[rd.name for rd in runs]]
+    rows = [
+        [
+            "distilled set",
+            *[_acc_cell(ev.get("distilled")) if ev else "not evaluated" for ev in evs],
+        ],
+        ["before training", *[_acc_cell(ev.get("before")) for ev in evs]],
+    ]
+    for key, label in (("published_acc", "published"), ("full_data_acc", "full data, same model")):
+        vals = [rd.run.config.get(key) for rd in runs]
+        if any(v is not None for v in vals):
+            rows.append([label, *[f"{100 * v:.2f}" if v is not None else "–" for v in vals]])
+    for b in names:
+        if merge_km and b == "average":
+            continue
+        label = (
+            "k-means = class averages" if merge_km and b == "kmeans" else BASELINE_NAMES.get(b, b)
+        )
+        cells = []
+        for ev in evs:
+            r = (ev.get("baselines") or {}).get(b)
+            lr = f", lr {r['lr']:g}" if r and isinstance(r.get("lr"), int | float) else ""
+            cells.append(_acc_cell(r)[:-1] + f"{lr})" if r and lr else _acc_cell(r))
+        rows.append([f"baseline: {label}", *cells])
+    h, md = _table(head, rows)
+    notes = [
+        "Mean ± std over the trained networks (their number in brackets). Baselines have the "
+        "synthetic set's shape with one-hot labels and the same steps, at the lr chosen on "
+        "training data; random real examples are the best draws on training data."
+    ]
+    if merge_km:
+        notes.append(
+            "k-means and class averages coincide here: with one example per class and batch, the "
+            "single k-means centroid of a class is its mean."
+        )
+    if "knn" in names:
+        low = [
+            rd.name
+            for rd, ev in zip(runs, evs)
+            if "knn" in (ev.get("baselines") or {})
+            and ev["baselines"]["knn"]["mean"] < 1 / max(rd.n_classes, 1)
+        ]
+        if low:
+            notes.append(
+                f"kNN with the synthetic set as reference is below chance in {', '.join(low)}: "
+                "synthetic examples are learned to train a network in a few steps, not to be "
+                "class prototypes in input space, and their soft labels need not point to their "
+                "own class; it measures how far the set is from real-looking data."
+            )
+    for rd, ev in zip(runs, evs):
+        if str(ev.get("protocol", {}).get("eval_nets", "")).endswith("(the nets distilled on)"):
+            notes.append(f"{rd.name} is evaluated on the nets it was distilled on (no test_pool).")
+    h += "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
+    md += "\n" + "\n".join(f"_{n}_\n" for n in notes)
+
+    # the runs: settings, timing, provenance
+    def info(rd: RunData, key: str, fmt=str) -> str:
+        v = (rd.run.info or {}).get(key)
+        return fmt(v) if v is not None else "–"
+
+    def wall(v) -> str:
+        return f"{v:.0f} s" if v < 600 else f"{v / 60:.1f} min"
+
+    prow = [
+        [
+            "dataset",
+            *[str(rd.run.meta.get("dataset", rd.run.config.get("dataset"))) for rd in runs],
+        ],
+        ["arch", *[str(rd.run.config.get("arch")) for rd in runs]],
+        ["nets", *[str(rd.run.config.get("nets")) for rd in runs]],
+        ["batches × per batch", *[f"{rd.run.syn.n_batches}×{rd.run.syn.per_batch}" for rd in runs]],
+        ["inner steps T", *[str(rd.run.syn.n_steps) for rd in runs]],
+        [
+            "outer steps",
+            *[
+                str(rd.run.meta.get("outer_steps", ev.get("protocol", {}).get("outer_steps", "–")))
+                for rd, ev in zip(runs, evs)
+            ],
+        ],
+        [
+            "s per outer step",
+            *[
+                f"{ev['protocol']['seconds_per_step']:.3g}"
+                if "seconds_per_step" in ev.get("protocol", {})
+                else "–"
+                for ev in evs
+            ],
+        ],
+        ["wall time (command)", *[info(rd, "wall_seconds", wall) for rd in runs]],
+        ["threads / CPUs", *[f"{info(rd, 'threads')} / {info(rd, 'cpus')}" for rd in runs]],
+        ["device, hardware", *[f"{info(rd, 'device')}, {info(rd, 'hardware')}" for rd in runs]],
+        ["seed", *[str(rd.run.config.get("seed")) for rd in runs]],
+        ["torch, softdistill", *[f"{info(rd, 'torch')}, {info(rd, 'softdistill')}" for rd in runs]],
+        ["command", *[info(rd, "command") for rd in runs]],
+    ]
+    h2, md2 = _table(["run", *[rd.name for rd in runs]], prow)
+    return Section(h + "<h4>The runs</h4>" + h2, md + "\n" + md2)
+
+
+def per_class(rd: RunData, prefix: str) -> Section:
+    """Per-class test accuracy of the distilled set and its confusion matrix (summed over the
+    evaluation nets)."""
+    conf = ((rd.run.eval or {}).get("distilled") or {}).get("confusion")
+    if not conf:
+        note = "No confusion matrix in eval.json (evaluate the run again to get one)."
+        return Section(f"<p class=note>{note}</p>", f"_{note}_\n")
+    m = np.array(conf, dtype=float)
+    totals = m.sum(1)
+    acc = np.divide(np.diag(m), totals, out=np.zeros_like(totals), where=totals > 0)
+    names = rd.class_names
+    rows = [[names[c], f"{100 * acc[c]:.2f}", str(int(totals[c]))] for c in range(len(names))]
+    h, md = _table(["class", "test accuracy (%)", "test examples x nets"], rows)
+    files = {}
+    if len(names) <= 30:
+        plt = _pyplot()
+        fig, ax = plt.subplots(figsize=(1.2 + 0.35 * len(names), 1.0 + 0.35 * len(names)))
+        norm = m / np.maximum(totals[:, None], 1)
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        ax.set(xlabel="predicted", ylabel="true", title="confusion (row-normalised)")
+        ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        png = _fig_png(fig)
+        name = f"{prefix}confusion.png"
+        files[name] = png
+        h = (
+            "<div style='display:flex;gap:2em;align-items:flex-start'>"
+            + h
+            + _img_tag(png, "image/png", "confusion matrix", "fig")
+            + "</div>"
+        )
+        md += f"\n![confusion matrix]({name})\n"
+    return Section(h, md, files)
 
 
 def curves(runs: list[RunData]) -> Section:
@@ -512,6 +652,16 @@ def curves(runs: list[RunData]) -> Section:
     if not any(rd.run.metrics for rd in runs):
         note = "No metrics.jsonl lines in these runs."
         return Section(f"<p class=note>{note}</p>", f"_{note}_\n")
+    note = ""
+    for rd in runs:
+        n_acc = sum("test_acc" in m for m in rd.run.metrics)
+        if n_acc == 1:
+            every, steps = rd.run.config.get("eval_every"), rd.run.config.get("outer_steps")
+            note += (
+                f"<p class=note>{html.escape(rd.name)}: test accuracy was measured once, at the "
+                f"last step (eval_every {every} >= outer_steps {steps}): no curve to show; set "
+                "eval_every lower for one.</p>"
+            )
     fig, axes = plt.subplots(1, 2 if have_acc else 1, figsize=(11 if have_acc else 6, 3.6))
     axes = np.atleast_1d(axes)
     for rd in runs:
@@ -531,8 +681,9 @@ def curves(runs: list[RunData]) -> Section:
             ax.legend(fontsize=7)
     png = _fig_png(fig)
     return Section(
-        _img_tag(png, "image/png", "training curves", "fig"),
-        "![outer loss and test accuracy](curves.png)\n",
+        _img_tag(png, "image/png", "training curves", "fig") + note,
+        "![outer loss and test accuracy](curves.png)\n"
+        + re.sub(r"<[^>]+>", "", note.replace("</p>", "\n")),
         {"curves.png": png},
     )
 
@@ -656,6 +807,7 @@ def write_report(
                         view(rd, prefix, text_decoder=text_decoder),
                     ),
                     ("labels", "Soft-label matrix", label_heatmap(rd, prefix)),
+                    ("perclass", "Per-class test accuracy", per_class(rd, prefix)),
                     (
                         "evolution",
                         "How the synthetic set evolved",
@@ -668,13 +820,14 @@ def write_report(
 
     # ---- html
     nav = [("evaluation", "evaluation"), ("curves", "curves"), ("schedule", "schedule")]
-    nav += [("examples", "examples"), ("labels", "labels"), ("evolution", "evolution")]
+    nav += [("examples", "examples"), ("labels", "labels"), ("perclass", "per class")]
+    nav += [("evolution", "evolution")]
     nav += [("config", "config")]
     body = [f"<h1>{html.escape(title)}</h1>"]
     body.append("<nav>" + "".join(f'<a href="#{a}">{t}</a>' for a, t in nav) + "</nav>")
     for sid, head, sec in shared:
         body.append(f'<section id="{sid}"><h2>{html.escape(head)}</h2>{sec.html}</section>')
-    for kind in ("examples", "labels", "evolution"):
+    for kind in ("examples", "labels", "perclass", "evolution"):
         parts = []
         for rd, secs in per_run:
             _, head, sec = next(s for s in secs if s[0] == kind)
@@ -700,6 +853,7 @@ def write_report(
     for kind, head in (
         ("examples", "Synthetic examples and their top-3 soft labels"),
         ("labels", "Soft-label matrix"),
+        ("perclass", "Per-class test accuracy"),
         ("evolution", "How the synthetic set evolved"),
     ):
         md.append(f"## {head}\n")
