@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 DATA   ?= ../shared/data
 DEST   ?= .devdata
 
-.PHONY: help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets gpu-pools clean
+.PHONY: report-shot help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets gpu-pools clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -22,6 +22,7 @@ help:
 	@echo "make reproduce-text  text rows (TREC-6, SST-5, IMDB) -> benchmarks/results/text.md (hours on CPU)"
 	@echo "make gpu-text OUT=DIR  all text rows on one CUDA GPU in parallel (~3 min on an H100) -> DIR"
 	@echo "make gpu-pools OUT=DIR   MNIST LeNet pools (original recipe) + adapt/attack runs on a GPU"
+	@echo "make report-shot RUN=DIR  a 1280 px screenshot of DIR/report/index.html (needs chromium)"
 
 # A virtual environment with torch (the CPU wheel pinned below when torch is missing) and the
 # package in editable mode. Re-run when pyproject.toml changes.
@@ -120,6 +121,14 @@ text-devdata:
 gpu-pools: $(STAMP)
 	test -n "$(OUT)" || (echo "usage: make gpu-pools OUT=DIR [DATA=...]" && false)
 	PYTHON=$(BIN)/python benchmarks/gpu_pools.sh $(OUT) $(DATA)
+
+# A screenshot of a run's report at 1280 px (the layout check; needs chromium):
+#   make report-shot RUN=runs/demo   -> runs/demo/report/screenshot.png
+report-shot: $(STAMP)
+	@test -n "$(RUN)" || (echo "usage: make report-shot RUN=RUN_DIR" && exit 2)
+	$(BIN)/softdistill report $(RUN)
+	chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1280,2200 \
+	  --screenshot=$(RUN)/report/screenshot.png file://$(abspath $(RUN))/report/index.html
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

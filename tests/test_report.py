@@ -85,10 +85,18 @@ def test_single_run_report_has_every_section_inlined(runs, report_a):
     # the researcher's first questions: command, wall time, threads, per-class accuracy
     assert "softdistill distill --out" in page and "wall time (command)" in page
     assert "threads / CPUs" in page and "Per-class test accuracy" in page
-    # one centroid per class: k-means is the class average, shown once with the reason
-    assert "k-means = class averages" in page and "baseline: class averages" not in page
+    # two batches: two k-means centroids per class, not the class average; both shown
+    assert "baseline: k-means centroids" in page and "baseline: class averages" in page
     # baselines in the reader's order: random real examples first
-    assert page.index("random real examples") < page.index("k-means = class averages")
+    assert page.index("random real examples") < page.index("k-means centroids")
+
+
+def test_kmeans_equal_to_class_averages_is_shown_once_with_why(tmp_path):
+    run = tmp_path / "one"
+    assert main(["distill", "--out", str(run), *FAST, "--outer_steps", "2"]) == 0
+    page = write_report([run]).html.read_text()
+    assert "baseline: k-means = class averages" in page
+    assert "baseline: class averages" not in page and "single k-means centroid" in page
 
 
 def test_evolution_gif_has_one_frame_per_snapshot(runs, report_a):
@@ -206,3 +214,25 @@ def test_headless_browser_renders_every_section(report_a, tmp_path):
         img = im.convert("L")
     lo, hi = img.getextrema()
     assert img.size == (1200, 2400) and hi - lo > 200  # not a blank page
+
+
+def test_knn_below_chance_is_explained_and_one_point_curve_says_so(runs, tmp_path):
+    import shutil
+
+    run = tmp_path / "r"
+    shutil.copytree(runs[0], run)
+    ev = json.loads((run / "eval.json").read_text())
+    ev["baselines"]["knn"]["mean"] = 0.05  # below chance for 10 classes
+    (run / "eval.json").write_text(json.dumps(ev))
+    metrics = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    seen = False
+    keep = []
+    for m in metrics:  # keep one test-accuracy point only
+        if "test_acc" in m and seen:
+            m.pop("test_acc")
+        seen |= "test_acc" in m
+        keep.append(json.dumps(m))
+    (run / "metrics.jsonl").write_text("\n".join(keep) + "\n")
+    page = write_report([run], out=tmp_path / "rep").html.read_text()
+    assert "below chance" in page and "not to be class prototypes" in page
+    assert "test accuracy was measured once" in page

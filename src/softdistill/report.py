@@ -485,12 +485,16 @@ def _acc_cell(r: dict | None) -> str:
 
 
 def _same_kmeans_average(rd: RunData) -> bool:
-    """k-means with one centroid per class is the class average (per_class 1)."""
+    """k-means with one centroid per class in all is the class average (one batch, per_class
+    1): the two rows are the same set."""
     base = (rd.run.eval or {}).get("baselines") or {}
+    syn = rd.run.syn
     return (
         "kmeans" in base
         and "average" in base
-        and rd.run.syn.per_batch == len(set(rd.run.syn.classes.tolist()))
+        and syn.n_batches == 1
+        and syn.per_batch == len(set(syn.classes.tolist()))
+        and base["kmeans"]["per_net"] == base["average"]["per_net"]
     )
 
 
@@ -544,8 +548,8 @@ def evaluation_table(runs: list[RunData]) -> Section:
     ]
     if merge_km:
         notes.append(
-            "k-means and class averages coincide here: with one example per class and batch, the "
-            "single k-means centroid of a class is its mean."
+            "k-means and class averages coincide here: with one example per class in one batch, "
+            "the single k-means centroid of a class is its mean."
         )
     if "knn" in names:
         low = [
@@ -746,6 +750,7 @@ h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;margin-top:1.6em}h4{margin:.8
 table{border-collapse:collapse;font-size:.9em;margin:.5em 0}
 td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}.note{color:#666;font-size:.9em}
+table.eval td{max-width:34em;overflow-wrap:anywhere}
 .grid{display:flex;flex-wrap:wrap;gap:6px}
 figure{margin:0;width:76px;text-align:center;font-size:10px;line-height:1.2}
 img.px{width:56px;height:56px;image-rendering:pixelated;border:1px solid #ddd}
