@@ -347,6 +347,12 @@ def test_original_mnist_line_runs_end_to_end(tmp_path, capsys):
         "--data-dir", str(data), "--results_dir", str(out),
     ]  # fmt: skip
     assert main(argv) == 0
+    err = capsys.readouterr().err
+    # the notes, then the resolved method settings in one line before any work
+    assert "original flag --distill_steps 1 -> ours --n_batches 1" in err
+    assert "outer_epochs 1 -> outer_steps 5 (5 steps per pass over 300" in err
+    assert "method: dataset mnist, arch lenet (init xavier), nets fixed x 1" in err
+    assert "(T = 3), labels learned (onehot, raw)" in err
     cfg = json.loads((out / "config.json").read_text())
     assert (cfg["outer_steps"], cfg["decay_every"], cfg["outer_epochs"]) == (5, 200, None)
     assert (cfg["n_batches"], cfg["n_epochs"], cfg["nets"], cfg["learn_labels"]) == (

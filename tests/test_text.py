@@ -453,6 +453,11 @@ def test_distill_and_show_a_text_run(tmp_path, capsys):
     shown = capsys.readouterr().out
     assert "== batch 0, sentence 0" in shown and "label vector:" in shown
     assert main(["show", str(out / "nope")]) == 1
+    # the report shows real training sentences of each class beside the synthetic ones
+    assert main(["report", str(out), "--quiet"]) == 0
+    page = (out / "report" / "index.html").read_text()
+    assert "Real training sentences, for comparison" in page
+    assert "Per-class test accuracy" in page and "confusion matrix" in page
 
 
 def test_bad_embeddings_flag_is_a_usage_error(tmp_path, capsys):

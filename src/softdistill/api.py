@@ -305,8 +305,8 @@ def distill(
         from softdistill.text import save_text_report
 
         save_text_report(out, result.syn, data)
+    io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
     if data.modality == "image":
-        io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
         save_synthetic_grid(
             result.syn.x_syn,
             result.syn.y_soft,

@@ -271,6 +271,20 @@ def text_examples(rd: RunData, prefix: str, text_decoder=None, **_: Any) -> Sect
             md.append(f"| {i} |{wmd} {lab_txt} |")
         parts.append("</table>")
         md.append("")
+    real = io.load_real_examples(rd.run.path / io.REAL)
+    if real is not None and decode is not None and len(real[0]):
+        texts = [re.sub(r"(\s*<pad>)+\s*$", "", t) for t in decode(real[0])]
+        parts.append("<h4>Real training sentences, for comparison</h4><table class=text>")
+        parts.append("<tr><th>class</th><th>words</th></tr>")
+        md.append("**Real training sentences, for comparison**\n\n| class | words |\n|---|---|")
+        for c, t in zip(real[1].tolist(), texts):
+            name = rd.class_names[int(c)]
+            parts.append(
+                f"<tr><td>{html.escape(name)}</td><td class=words>{html.escape(t)}</td></tr>"
+            )
+            md.append(f"| {name} | {t.replace('|', '¦')} |")
+        parts.append("</table>")
+        md.append("")
     return Section("".join(parts), "\n".join(md) + "\n")
 
 
