@@ -536,3 +536,70 @@ def test_unseen_test_label_names_the_test_file(tmp_path):
         DataError, match=r"test\.tsv: test labels \['meh'\] \(the first is example 2\)"
     ):
         load(f"tsv:{folder}", maxlen=4, embeddings="random:4")
+
+
+def write_table_folder(folder, words, dim=6, seed=0):
+    """A table folder in the GloVe 6B package's layout: *_emb.npy + *_index.parquet."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True)
+    table = np.random.default_rng(seed).standard_normal((len(words), dim)).astype(np.float32)
+    np.save(folder / "glove_6B_6d_emb.npy", table)
+    pq.write_table(pa.table({"index": list(words)}), folder / "glove_6B_index.parquet")
+    return table
+
+
+def test_glove6b_table_folder_gives_its_rows_frozen_and_counts_coverage(tmp_path):
+    from softdistill.data.text import load_table_folder
+
+    words = ["the", "movie", "good", "bad", "zzz", "great"]
+    rows = write_table_folder(tmp_path / "tbl", words)
+    got_words, got = load_table_folder(tmp_path / "tbl")
+    assert got_words == words and np.array_equal(np.asarray(got), rows)
+    vocab = Vocab(["<pad>", "<unk>", "the", "good", "fun"])
+    table, info = embedding_table(f"glove6b:{tmp_path / 'tbl'}", vocab)
+    assert info["dim"] == 6 and info["found"] == 2 and info["words"] == 3
+    # found words keep their direction (one scale for the whole table); <pad> is zero
+    scale = info["scale"]
+    np.testing.assert_allclose(table[2], rows[0] * scale, rtol=1e-6)
+    np.testing.assert_allclose(table[3], rows[2] * scale, rtol=1e-6)
+    assert not table[0].any()
+    # through the dataset loader: the coverage line and the frozen-table contract hold
+    ds = load(
+        f"tsv:{write_sentiment(tmp_path / 's')}",
+        maxlen=6,
+        embeddings=f"glove6b:{tmp_path / 'tbl'}",
+    )
+    assert ds.extra["embeddings"].startswith("glove6b:") and ds.extra["coverage"]["found"] == 5
+    assert ds.sample_shape == (6, 6)
+
+
+def test_auto_prefers_the_glove6b_package_then_the_data_dir_file_then_random(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from softdistill.data import DataError
+    from softdistill.data.text import GLOVE6B_PACKAGE, _resolve_embeddings
+
+    data_dir = tmp_path / "data"
+    (data_dir / "embeddings").mkdir(parents=True)
+    write_glove(data_dir / "embeddings" / "glove.6B.8d.txt", ["the", "movie"])
+    assert _resolve_embeddings("auto", None) == "random:100"
+    assert _resolve_embeddings("auto", data_dir).startswith("glove:")
+    with pytest.raises(DataError, match=r"pip install 'softdistill\[text-glove\]'"):
+        _resolve_embeddings("glove6b", data_dir)
+    # a stand-in for the installed package: ROOT names its data folder
+    pkg = tmp_path / "site" / GLOVE6B_PACKAGE
+    write_table_folder(pkg / "data", ["the", "movie"])
+    (pkg / "__init__.py").write_text(
+        "from pathlib import Path\nROOT = str(Path(__file__).parent / 'data')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    importlib.invalidate_caches()
+    try:
+        expected = f"glove6b:{(pkg / 'data').resolve()}"
+        assert _resolve_embeddings("auto", data_dir) == expected
+        assert _resolve_embeddings("glove6b", None) == expected
+    finally:
+        sys.modules.pop(GLOVE6B_PACKAGE, None)

@@ -56,8 +56,9 @@ class Config:
     # --- text (trec6, sst5, imdb, tsv:PATH, ...)
     maxlen: int | None = None  # tokens per text (padded/truncated); default per dataset
     ntoken: int = 5000  # vocabulary: this many most frequent training words + <pad>, <unk>
-    embeddings: str = "auto"  # frozen table: glove:PATH, random:DIM, hf:MODEL_DIR, or auto
-    #                           (a GloVe file under DATA_DIR/embeddings, else random:100)
+    embeddings: str = "auto"  # frozen table: glove6b (the full GloVe 6B package), glove:PATH,
+    #                           random:DIM, hf:MODEL_DIR, or auto (glove6b when installed, else a
+    #                           GloVe file under DATA_DIR/embeddings, else random:100)
 
     # --- networks
     arch: str = "convnet"  # lenet, alexcifarnet, convnet, mlp; text: textconvnet, textlstm,

