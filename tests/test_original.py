@@ -268,7 +268,6 @@ def test_config_file_keeps_its_values(tmp_path):
 @pytest.mark.parametrize(
     "line,message",
     [
-        ("--mode train --dataset imdb --arch TextConvNet3", "softdistill train --dataset"),
         ("--train_nets_type loaded", "--nets pool:POOL"),
         ("--test_nets_type loaded", "--test_pool PATH"),
         ("--learnable_embedding True", "frozen"),
@@ -366,3 +365,41 @@ def test_original_mnist_line_runs_end_to_end(tmp_path, capsys):
 def test_sample_n_nets_is_the_nets_per_step_whatever_the_order():
     cfg, notes = resolve("--train_nets_type unknown_init --sample_n_nets 4 --n_nets 20")
     assert cfg.n_nets == 4 and any("--sample_n_nets 4 -> ours --n_nets 4" in n for n in notes)
+
+
+SCRIPT_IMDB_TRAIN = (
+    "--mode train --dataset imdb --arch TextConvNet3  --textdata True --visualize ''   "
+    "--decay_epochs 10 --epochs 100 --lr 0.01 --ntoken 5000 --ninp 100 "
+    "--results_dir text_results/imdb_model_acc_repl1 --device_id 0"
+)
+
+
+def test_mode_train_line_is_softdistill_train():
+    from softdistill.cli.train import _train_config
+
+    args, notes = parse_command(["distill", *shlex.split(SCRIPT_IMDB_TRAIN)])
+    assert args.command == "train" and args.out == "text_results/imdb_model_acc_repl1"
+    cfg = _train_config(args)
+    assert (cfg.dataset, cfg.arch, cfg.arch_args) == (
+        "imdb",
+        "textconvnet",
+        {"widths": [3, 4, 5], "maps": 100},
+    )
+    assert (cfg.epochs, cfg.decay_every, cfg.lr, cfg.ntoken, cfg.n_nets) == (100, 10, 0.01, 5000, 1)
+    assert cfg.device == "cuda:0"
+    assert "original flag --mode train -> ours: the command `softdistill train`" in notes
+    assert any("--n_nets 1" in n and "original's defaults" in n for n in notes)
+
+
+def test_mode_train_line_runs(tmp_path):
+    out = tmp_path / "pool"
+    line = f"--mode train --dataset digits --arch MLP --epochs 1 --results_dir {out} --quiet"
+    assert main(["distill", *shlex.split(line)]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["n_nets"] == 1 and 0 <= manifest["test_acc_mean"] <= 1
+
+
+def test_mode_train_without_a_folder_says_which_flag(capsys):
+    assert main(["distill", "--mode", "train", "--dataset", "digits"]) == 2
+    err = capsys.readouterr().err
+    assert "--results_dir DIR" in err and err.count("\n") == 1

@@ -31,8 +31,11 @@ __all__ = [
     "DATASET_ALIASES",
     "ORIGINAL_DEFAULTS",
     "RENAMED_FLAGS",
+    "ORIGINAL_TRAIN_DEFAULTS",
     "Translation",
+    "is_train_mode",
     "translate",
+    "translate_train",
 ]
 
 # Original flag -> our key, for flags that only changed name (also the config-file hint).
@@ -194,11 +197,8 @@ def _refuse(why: str) -> Handler:
 
 def _mode(st: _State, flag: str, values: list[str]) -> None:
     (v,) = values
-    if v == "train":
-        raise ConfigError(
-            "--mode train trains networks on the real data, which is its own command here: "
-            "softdistill train --dataset D --arch A --n_nets N --out POOL (see its --help)"
-        )
+    if v == "train":  # the CLI routes such lines to `softdistill train` (translate_train)
+        raise ConfigError("--mode train is the command `softdistill train`")
     objective = v.removeprefix("distill_")
     st.set("objective", objective, note=f"original flag --mode {v} -> ours --objective {objective}")
 
@@ -629,3 +629,105 @@ def _nets_of(argv: list[str]) -> str:
         if a == "--nets":
             nets = b
     return nets
+
+
+# --------------------------------------------------------------------------- --mode train
+# The original's `--mode train` trained networks on the real data (n_nets of them, the pools of
+# its `loaded` setting) and reported their test accuracy: here that is `softdistill train`.
+_TRAIN_RENAMED = {
+    "decay_epochs": "decay_every",  # both count passes over the data
+    "base_seed": "seed",
+    "dataset_root": "data-dir",
+    "results_dir": "out",
+}
+_TRAIN_SAME = {
+    "dataset", "arch", "epochs", "lr", "batch_size", "decay_factor", "init", "init_param",
+    "n_nets", "ntoken", "maxlen", "seed", "out", "data_dir", "device", "embeddings",
+}  # fmt: skip
+# The original's defaults for `--mode train` where `softdistill train`'s differ.
+ORIGINAL_TRAIN_DEFAULTS = {"epochs": "400", "decay_every": "40", "lr": "0.01", "n_nets": "1"}
+
+
+def is_train_mode(argv: Sequence[str]) -> bool:
+    """Whether a `distill` line is the original's ``--mode train``."""
+    for a, b in zip(argv, [*argv[1:], ""]):
+        if a == "--mode" and b == "train" or a == "--mode=train":
+            return True
+    return False
+
+
+def translate_train(argv: Sequence[str]) -> Translation:
+    """An original ``--mode train`` line as ``softdistill train`` arguments (after the command
+    name), with a note per flag; flags of distillation are accepted and ignored with a note."""
+    out: list[str] = []
+    notes = ["original flag --mode train -> ours: the command `softdistill train`"]
+    given: set[str] = set()
+    tokens = list(argv)
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if not tok.startswith("--"):
+            out.append(tok)
+            continue
+        name, inline = _split(tok)
+        arity = _FLAGS.get(name, (_ONE, None))[0]
+        values: list[str] = [inline] if inline is not None else []
+        if (
+            inline is None
+            and arity != _OPT
+            or (arity == _OPT and i < len(tokens) and not tokens[i].startswith("--"))
+        ):
+            while i < len(tokens) and not tokens[i].startswith("--"):
+                values.append(tokens[i])
+                i += 1
+                if arity == _ONE:
+                    break
+        if name == "mode":
+            continue
+        if name == "device_id":
+            device = "cpu" if int(values[0]) < 0 else f"cuda:{values[0]}"
+            out += ["--device", device]
+            given.add("device")
+            notes.append(f"original flag --device_id {values[0]} -> ours --device {device}")
+        elif name in _TRAIN_RENAMED:
+            ours = _TRAIN_RENAMED[name]
+            out += [f"--{ours}", *values]
+            given.add(ours.replace("-", "_"))
+            notes.append(f"original flag --{name} {' '.join(values)} -> ours --{ours}")
+        elif name in _TRAIN_SAME or name in ("overwrite", "quiet", "debug", "parallel", "split"):
+            out += [tok if inline is not None else f"--{name}", *([] if inline else values)]
+            given.add(name)
+        elif name == "phase":
+            out += ["--split", *values]
+            given.add("split")
+            notes.append(f"original flag --phase {' '.join(values)} -> ours --split")
+        elif name == "ninp":
+            notes.append(
+                f"original flag --ninp {values[0]}: the embedding dimension is the table's here "
+                "(--embeddings)"
+            )
+        else:  # distillation settings and the original's machinery: nothing to train with
+            shown = " ".join(v or "''" for v in values)
+            why = (
+                "a distillation setting; --mode train distills nothing"
+                if name in RENAMED_FLAGS or name.startswith(("distill", "test_", "static"))
+                else "not needed by `softdistill train`"
+            )
+            notes.append(f"original flag --{name}{' ' + shown if shown else ''}: accepted, {why}")
+    applied = []
+    for key, value in ORIGINAL_TRAIN_DEFAULTS.items():
+        if key not in given:
+            out += [f"--{key}", value]
+            applied.append(f"--{key} {value}")
+    if applied:
+        notes.append(
+            "an original-style command line: the original's defaults apply to what it leaves "
+            f"out: {' '.join(applied)}"
+        )
+    if "out" not in given:
+        raise ConfigError(
+            "--mode train writes the trained nets to a folder: give it with --results_dir DIR "
+            "(or --out DIR)"
+        )
+    return Translation(out, notes, True)

@@ -11,6 +11,7 @@ from typing import Any
 
 from softdistill.config import coerce_value
 from softdistill.errors import ConfigError
+from softdistill.original import ARCH_ALIASES, DATASET_ALIASES
 from softdistill.utils import did_you_mean
 
 __all__ = ["SPLITS", "TrainConfig"]
@@ -26,7 +27,10 @@ class TrainConfig:
     """
 
     dataset: str = "mnist"  # registry name of the dataset the nets are trained on
-    data_dir: str | None = None  # folder with dataset files; default $SOFTDISTILL_DATA
+    data_dir: str | None = None  # folder with dataset files (default: $SOFTDISTILL_DATA)
+    maxlen: int | None = None  # text datasets: tokens per text; default per dataset
+    ntoken: int = 5000  # text datasets: vocabulary size (most frequent training words)
+    embeddings: str = "auto"  # text datasets: the frozen table (see distill --help)
     arch: str = "lenet"
     arch_args: dict[str, Any] = field(default_factory=dict)
     init: str = "xavier"  # weight init of each net before training (see models.INITS)
@@ -46,7 +50,14 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # the typed rules of Config
             setattr(self, f.name, coerce_value(f.name, getattr(self, f.name), str(f.type), "flags"))
-        self.dataset, self.arch = self.dataset.lower(), self.arch.lower()
+        if ":" not in self.dataset:
+            self.dataset = DATASET_ALIASES.get(self.dataset.lower(), self.dataset.lower())
+        key = self.arch.lower()
+        if key in ARCH_ALIASES:  # the original's numbered text nets
+            self.arch, args, _ = ARCH_ALIASES[key]
+            self.arch_args = {**args, **self.arch_args}
+        else:
+            self.arch = key
 
     def validate(self) -> TrainConfig:
         from softdistill.data import DATASETS

@@ -96,6 +96,15 @@ def parse_command(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     command = next((a for a in argv if not a.startswith("-")), None)
     _Parser.command = command
     notes: list[str] = []
+    if command == "distill":
+        from softdistill.original import is_train_mode, translate_train
+
+        at = argv.index(command) + 1
+        if is_train_mode(argv[at:]):  # the original's --mode train is `softdistill train`
+            tr = translate_train(argv[at:])
+            argv = [*argv[: at - 1], "train", *tr.argv]
+            command = _Parser.command = "train"
+            notes = tr.notes
     if command in _CONFIG_COMMANDS:
         from softdistill.config import bool_keys
         from softdistill.original import translate

@@ -72,7 +72,9 @@ def _check_folder(out: Path, cfg, overwrite: bool) -> None:
         else:  # an interrupted (or finished) pool: continue it if the settings are the same
             # (n_nets may change: net i's seed depends only on i, so a pool can grow; parallel
             # changes how fast, not what)
-            saved, now = io.read_json(saved_path), cfg.to_dict()
+            now = cfg.to_dict()
+            # keys added since the pool was started count as their defaults
+            saved = {**type(cfg)().to_dict(), **io.read_json(saved_path)}
             diff = [
                 f"{k} {saved.get(k)!r} -> {now.get(k)!r}"
                 for k in sorted(set(saved) | set(now))
@@ -111,7 +113,13 @@ def _run(args: argparse.Namespace, cfg, device) -> int:
     if rank == 0:
         _check_folder(out, cfg, args.overwrite)
     distributed.barrier()
-    data = load(cfg.dataset, cfg.data_dir)
+    from softdistill.data import MODALITIES, TEXT_OPTIONS
+
+    text = (
+        MODALITIES.get(cfg.dataset.split(":", 1)[0] + (":" if ":" in cfg.dataset else "")) == "text"
+    )
+    options = {k: getattr(cfg, k) for k in TEXT_OPTIONS} if text else {}
+    data = load(cfg.dataset, cfg.data_dir, **options)
     try:
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     except ValueError as e:
