@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -12,6 +14,7 @@ from softdistill.core import SyntheticSet, forward
 # Tests use tiny tensors: extra threads only add overhead, and on a shared 2-core machine their
 # contention made tiny outer steps ~50x slower (0.5 s instead of 10 ms).
 torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"  # and the CLI's thread choice (softdistill distill) keeps it
 
 
 @pytest.fixture

@@ -519,3 +519,31 @@ def test_config_that_is_not_a_file_and_checkpoint_that_is_a_pickle(tmp_path, cap
     err = capsys.readouterr().err
     assert "is not a softdistill checkpoint" in err
     assert "weights_only" not in err and len(err.strip().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "n_cpus,load,cap,expected",
+    [
+        (2, 0.1, 2, 2),
+        (2, 2.0, 2, 1),
+        (2, 1.4, 2, 1),
+        (16, 3.2, 16, 13),
+        (16, 0.0, 8, 8),
+        (4, 9, 4, 1),
+    ],
+)
+def test_threads_are_the_cpus_other_processes_leave_free(n_cpus, load, cap, expected):
+    from softdistill.cli.common import auto_threads
+
+    assert auto_threads(n_cpus, load, cap) == expected
+
+
+def test_the_run_log_says_how_many_threads_and_threads_flag_sets_them(tmp_path, capsys):
+    loud = [f for f in FAST if f != "--quiet"]  # the log shows the thread line
+    assert main(["distill", "--out", str(tmp_path / "r"), *loud]) == 0
+    assert "threads: 1 (OMP_NUM_THREADS)" in capsys.readouterr().err
+    assert main(["distill", "--out", str(tmp_path / "s"), *loud, "--threads", "2"]) == 0
+    assert "threads: 2 (--threads)" in capsys.readouterr().err
+    assert torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    assert json.loads((tmp_path / "s" / "run.json").read_text())["threads"] == 2

@@ -41,6 +41,7 @@ RESUMABLE_CHANGES = {
     "outer_steps",
     "outer_epochs",  # sets outer_steps
     "device",
+    "threads",  # only the last bits of the result may change
     "log_every",
     "checkpoint_every",
     "checkpoint_epochs",  # sets checkpoint_every

@@ -158,6 +158,7 @@ class Config:
     # --- run
     seed: int = 0  # seeds the synthetic set's init, the nets, the batches and the baselines
     device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    threads: int = 0  # CPU intra-op threads; 0: the CPUs other processes leave free (at start)
     dtype: str = "float32"  # float32, or float64 (gradient checks; slower)
 
     # --- logging
@@ -388,6 +389,8 @@ class Config:
             parse_embeddings(self.embeddings)
         except ValueError as e:
             raise ConfigError(str(e)) from None
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0 (0: automatic), got {self.threads}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
         if self.snapshot_every is not None and self.snapshot_every < 0:

@@ -19,6 +19,7 @@ from softdistill.cli.common import (
     config_from_args,
     format_summary,
     pick_device,
+    pick_threads,
 )
 
 log = logging.getLogger("softdistill")
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
         out = out or api.default_run_dir(cfg)
     args.run_dir = out  # named by the messages of an interrupted or failed run
     torch.manual_seed(cfg.seed)  # the checkpoint restores the RNG state of a resumed run
+    log.info(pick_threads(cfg.threads))
     # torchrun: join the process group for this command (one GPU per process on CUDA)
     # the other ranks wait for rank 0's final evaluation in one barrier: allow a long wait
     with distributed.process_group(pick_device(cfg.device), timeout=timedelta(hours=12)):

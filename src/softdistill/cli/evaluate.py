@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
 
 from softdistill.cli.common import (
@@ -11,6 +12,7 @@ from softdistill.cli.common import (
     add_eval_flags,
     config_from_args,
     format_summary,
+    pick_threads,
 )
 from softdistill.config import Config
 
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     base = Config.from_dict(saved.config, source=str(run_dir / io.CONFIG))
     cfg = config_from_args(args, base=base)
     torch.manual_seed(cfg.seed)
+    logging.getLogger("softdistill").info(pick_threads(cfg.threads))
     ev = api.evaluate(
         saved, save=True, command=getattr(args, "command_line", None), **dataclasses.asdict(cfg)
     )

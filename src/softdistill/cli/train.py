@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from softdistill.cli.common import UsageError, add_dataclass_flags, pick_device
+from softdistill.cli.common import UsageError, add_dataclass_flags, pick_device, pick_threads
 from softdistill.config import ConfigError
 from softdistill.train_config import TrainConfig
 
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     from softdistill import distributed
 
     cfg = _train_config(args)
+    log.info(pick_threads(0))
     device = pick_device(cfg.device)
     # One barrier at the end waits for the slowest rank's nets: allow a long wait.
     with distributed.process_group(device, timeout=timedelta(days=7)) as device:
