@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
 import torch
@@ -15,6 +16,14 @@ from softdistill.core import SyntheticSet, forward
 # contention made tiny outer steps ~50x slower (0.5 s instead of 10 ms).
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"  # and the CLI's thread choice (softdistill distill) keeps it
+# Caches (decoded data, token ids, baselines) never leave the tests' own folders: one for the
+# session's module fixtures, one per test (below), so no test sees another's cached baselines.
+os.environ["SOFTDISTILL_CACHE"] = tempfile.mkdtemp(prefix="softdistill-test-cache-")
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOFTDISTILL_CACHE", str(tmp_path / "cache"))
 
 
 @pytest.fixture

@@ -191,3 +191,29 @@ def test_baselines_are_generic_over_text_shaped_samples():
         assert sets[name][0].x.shape == (2, 6, 4, 16)
         assert 0 <= res[name]["mean"] <= 1 and res[f"knn_{name}"]["mean"] > 0.9
     assert 0 <= res["knn"]["mean"] <= 1
+
+
+def test_baselines_are_reused_from_the_cache_for_the_same_inputs(tmp_path):
+    from softdistill import api
+
+    kw = dict(
+        dataset="digits",
+        arch="mlp",
+        arch_args={"hidden": [16]},
+        outer_steps=2,
+        batch_size=64,
+        baselines=["random", "kmeans", "knn"],
+        baseline_lrs=[0.1],
+    )
+    first = api.distill(out=tmp_path / "a", **kw).eval
+    again = api.distill(out=tmp_path / "b", **kw).eval  # same data, init, budget, seed
+    assert first["protocol"]["baselines_cache"] == "miss"
+    assert again["protocol"]["baselines_cache"] == "hit"
+    for name in ("random", "kmeans", "knn_random", "knn_kmeans"):
+        assert again["baselines"][name] == first["baselines"][name], name
+    assert list(again["baselines"]) == list(first["baselines"])  # same order
+    other = api.distill(out=tmp_path / "c", **{**kw, "seed": 1}).eval  # other init nets
+    assert other["protocol"]["baselines_cache"] == "miss"
+    off = api.distill(out=tmp_path / "d", **kw, baseline_cache=False).eval
+    assert off["protocol"]["baselines_cache"] == "off"
+    assert off["baselines"]["random"] == first["baselines"]["random"]  # what the cache held

@@ -54,6 +54,7 @@ RESUMABLE_CHANGES = {
     "test_pool",
     "published_acc",
     "full_data_acc",
+    "baseline_cache",
 }
 
 ConfigLike = Config | Mapping[str, Any] | str | Path | None
@@ -316,6 +317,7 @@ def distill(
             mean=data.mean,
             std=data.std,
         )
+    t_eval = time.time()
     if evaluate:
         log.info("evaluating")
         ev = evaluate_config(cfg, data, model, result.syn, result.nets, device, log.info)
@@ -327,7 +329,9 @@ def distill(
         if result.selected:
             ev["protocol"]["selected"] = result.selected
         io.save_json(out / io.EVAL, merge_eval(None, ev, command))
-    io.save_json(out / io.RUN_INFO, run_info(cfg, command, t_start, device))
+    info = run_info(cfg, command, t_start, device)
+    info["after_loop_seconds"] = round(time.time() - t_eval, 2)  # evaluation and baselines
+    io.save_json(out / io.RUN_INFO, info)
     return io.load_run(out)
 
 

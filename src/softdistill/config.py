@@ -134,6 +134,8 @@ class Config:
     baseline_draws: int = 10  # candidate draws of random; the best on training data are kept
     knn_k: int = 1  # neighbours of the knn baseline
     knn_p: float = 2.0  # p of the p-norm distance of the knn baseline (>= 1)
+    baseline_cache: bool = True  # reuse baselines computed before for the same data, nets,
+    #                              budget and settings (under the cache folder; see README)
 
     # --- protocol (training from scratch)
     protocols: list[str] = field(default_factory=lambda: ["replay"])  # replay (the learned

@@ -9,16 +9,20 @@ is in :mod:`softdistill.protocol`.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softdistill.core import SyntheticSet, forward, unroll
-from softdistill.data import Split
+from softdistill.data import Split, cache_dir
 from softdistill.progress import task
 from softdistill.protocol import ScratchSettings
 from softdistill.typing import Params, Step
@@ -224,6 +228,7 @@ def evaluate_run(
     scratch_baselines: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    cache: Path | None = None,
 ) -> dict:
     """The ``eval.json`` of a run: before/after accuracy of ``nets``, baselines, and optionally
     the from-scratch protocol.
@@ -238,6 +243,13 @@ def evaluate_run(
     With ``scratch`` settings, ``"scratch"`` holds the standard protocol: fresh networks of
     each of ``scratch_archs`` trained from scratch on the synthetic set (and on the baseline
     sets when ``scratch_baselines``); see :func:`softdistill.protocol.evaluate_scratch`.
+
+    With ``cache`` (a folder), the set baselines are a pure function of the data, the model,
+    the evaluation nets, the synthetic set's shape and classes (and its lrs for ``learned``),
+    the settings and the seed: they are read from ``cache/<key>.json`` when computed before and
+    written there otherwise (not with ``scratch_baselines``, which trains their sets again);
+    ``protocol.baselines_cache`` says ``hit`` or ``miss``. kNN on the synthetic set is always
+    computed.
     """
     from softdistill.baselines import evaluate_baselines
 
@@ -258,27 +270,52 @@ def evaluate_run(
         "distilled": EvalResult(distilled, {"confusion": confusion.view(C, C).tolist()}).to_dict(),
         "before": EvalResult(before).to_dict(),
     }
-    results, sets = evaluate_baselines(
-        model,
-        nets,
-        syn,
-        train,
-        test,
-        names=baselines,
-        lr=baseline_lr,
-        lr_grid=baseline_lrs,
-        draws=baseline_draws,
-        knn_k=knn_k,
-        knn_p=knn_p,
-        seed=seed,
-        progress=progress,
-    )
+
+    def run_baselines(names: Sequence[str]):
+        return evaluate_baselines(
+            model,
+            nets,
+            syn,
+            train,
+            test,
+            names=names,
+            lr=baseline_lr,
+            lr_grid=baseline_lrs,
+            draws=baseline_draws,
+            knn_k=knn_k,
+            knn_p=knn_p,
+            seed=seed,
+            progress=progress,
+        )
+
+    cached_names = [n for n in baselines if n != "knn"]
+    use_cache = cache is not None and cached_names and not (scratch and scratch_baselines)
+    if use_cache:
+        key = baseline_key(
+            model, nets, syn, train, test, cached_names, baseline_lr, baseline_lrs,
+            baseline_draws, knn_k, knn_p, seed,
+        )  # fmt: skip
+        path = Path(cache) / f"{key}.json"
+        hit = _read_cached(path)
+        if hit is None:
+            results, sets = run_baselines(baselines)
+            _write_cached(path, {k: v for k, v in results.items() if k != "knn"})
+        else:
+            if progress:
+                progress(f"baselines {', '.join(cached_names)}: reused from {path}")
+            results, sets = dict(hit), {}
+            if "knn" in baselines:  # the synthetic set's own kNN: computed, never cached
+                results.update(run_baselines(["knn"])[0])
+            results = {n: results[n] for n in _result_order(baselines, results)}
+    else:
+        results, sets = run_baselines(baselines)
     out["baselines"] = results
     out["protocol"] = {
         "name": "replay",
         "n_nets": len(nets),
         "n_steps": syn.n_steps,
         "test_examples": len(test),
+        "baselines_cache": ("hit" if hit is not None else "miss") if use_cache else "off",
     }
     if scratch is not None:
         from softdistill.protocol import evaluate_scratch
@@ -299,6 +336,88 @@ def evaluate_run(
             progress=progress,
         )
     return out
+
+
+BASELINE_CACHE_VERSION = 1
+
+
+def _digest(h, t) -> None:
+    """Feed a tensor (or the ids and table of embedded tokens) to the hash ``h``."""
+    if hasattr(t, "ids") and hasattr(t, "table"):
+        _digest(h, t.ids)
+        _digest(h, t.table)
+        return
+    a = t.detach().cpu().contiguous()
+    h.update(f"{a.dtype}{tuple(a.shape)}".encode())
+    if a.numel():
+        h.update(a.view(torch.uint8).numpy())
+
+
+def baseline_key(
+    model, nets, syn, train, test, names, lr, lr_grid, draws, knn_k, knn_p, seed
+) -> str:
+    """What the set baselines depend on, hashed: data, model, nets, the synthetic set's shape,
+    classes (and lrs when they are ``learned``), settings, seed, and the torch build and
+    thread count (whose last bits the numbers depend on)."""
+    h = hashlib.sha256()
+    h.update(
+        json.dumps(
+            {
+                "v": BASELINE_CACHE_VERSION,
+                "names": list(names),
+                "lr": lr if isinstance(lr, int | float | str) else repr(lr),
+                "grid": list(lr_grid),
+                "draws": draws,
+                "knn": [knn_k, knn_p],
+                "seed": seed,
+                "model": repr(model),
+                "syn": [list(syn.x_syn.shape), syn.classes.tolist(), syn.n_steps, syn.n_classes],
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "device": str(train.x.device),
+            },
+            sort_keys=True,
+        ).encode()
+    )
+    if str(lr) == "learned":
+        _digest(h, syn.lrs)
+    for p in nets:
+        for k in sorted(p):
+            h.update(k.encode())
+            _digest(h, p[k])
+    for split in (train, test):
+        _digest(h, split.x)
+        _digest(h, split.y)
+    return h.hexdigest()[:32]
+
+
+def _read_cached(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or damaged: compute
+
+
+def _write_cached(path: Path, results: dict) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(results))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # an unwritable cache is skipped, not an error
+
+
+def _result_order(names: Sequence[str], results: dict) -> list[str]:
+    """The order evaluate_baselines writes its results in: the set baselines, knn, knn_<set>."""
+    sets = [n for n in names if n != "knn" and n in results]
+    knn = ["knn"] if "knn" in results else []
+    return (
+        sets
+        + knn
+        + [k for k in results if k.startswith("knn_")]
+        + [k for k in results if k not in sets and k != "knn" and not k.startswith("knn_")]
+    )
 
 
 def scratch_settings(cfg) -> ScratchSettings | None:
@@ -366,6 +485,7 @@ def evaluate_config(
         scratch_baselines=cfg.scratch_baselines,
         seed=cfg.seed,
         progress=progress,
+        cache=cache_dir() / "baselines" if cfg.baseline_cache else None,
     )
     ev["protocol"].update(
         dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets, objective=cfg.objective
