@@ -17,7 +17,7 @@ from softdistill.core import SyntheticSet, forward
 torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"  # and the CLI's thread choice (softdistill distill) keeps it
 # Caches (decoded data, token ids, baselines) never leave the tests' own folders: one for the
-# session's module fixtures, one per test (below), so no test sees another's cached baselines.
+# module-scoped fixtures of the run, one per test (below): no test sees another's baselines.
 os.environ["SOFTDISTILL_CACHE"] = tempfile.mkdtemp(prefix="softdistill-test-cache-")
 
 
