@@ -178,6 +178,11 @@ def test_readme_mnist_line_is_the_ten_image_preset():
             ),
         ),
         (
+            SCRIPT_MNIST_100BY1,
+            dict(nets="random", n_batches=1, init_lr=0.01, outer_epochs=350, decay_epochs=35),
+        ),
+        (SCRIPT_CIFAR_10BY10_UNK, dict(dataset="cifar10", nets="random", n_batches=10)),
+        (
             SCRIPT_MNIST_3CLASS,
             dict(
                 n_label_classes=3,
