@@ -41,6 +41,16 @@ README_SST5 = (
     " --decay_epochs 10 --epochs 100 --lr 0.01 --ntoken 5000 --ninp 100 "
     "--results_dir text_results/sst_test"
 )
+SCRIPT_MNIST_100BY1 = (
+    "--mode distill_basic --dataset MNIST --arch LeNet --distill_steps 1 --static_labels 0 "
+    "--random_init_labels 0 --distill_lr 0.01  --decay_epochs 35 --epochs 350 --lr 0.01  "
+    "--results_dir mnist_100by1_repl1 --device_id 0"
+)
+SCRIPT_CIFAR_10BY10_UNK = (
+    "--mode distill_basic --dataset Cifar10 --arch AlexCifarNet --distill_steps 10 "
+    "--static_labels 0 --random_init_labels 0 --distill_lr 0.001  --decay_epochs 35 "
+    "--epochs 350 --lr 0.01  --results_dir cifar_10by10_repl1 --device_id 0"
+)
 SCRIPT_MNIST_3CLASS = (
     "--mode distill_basic --dataset MNIST --arch LeNet --train_nets_type known_init --n_nets 1 "
     "--test_nets_type same_as_train --distill_steps 1 --static_labels 0 --random_init_labels 0 "
