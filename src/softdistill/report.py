@@ -493,8 +493,8 @@ def _acc_cell(r: dict | None) -> str:
     if not r:
         return "–"
     n = len(r.get("per_net", [])) or 1
-    if n == 1:
-        return f"{100 * r['mean']:.2f} (1 net)"
+    if n == 1:  # kNN results are per reference set, the others per trained net
+        return f"{100 * r['mean']:.2f} (1 {'set' if 'k' in r else 'net'})"
     return f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} ({n})"
 
 

@@ -421,7 +421,7 @@ def format_summary(ev: dict) -> str:
     def pct(r: dict) -> str:
         n = len(r.get("per_net", [])) or 1
         if n == 1:  # no "± 0.00" of a single number
-            return f"{100 * r['mean']:.2f}% (1 net)"
+            return f"{100 * r['mean']:.2f}% (1 {'set' if 'k' in r else 'net'})"
         return f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f} ({n})"
 
     lines = [
