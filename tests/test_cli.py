@@ -547,3 +547,20 @@ def test_the_run_log_says_how_many_threads_and_threads_flag_sets_them(tmp_path, 
     assert torch.get_num_threads() == 2
     torch.set_num_threads(1)
     assert json.loads((tmp_path / "s" / "run.json").read_text())["threads"] == 2
+
+
+def test_early_stop_on_a_held_out_target_or_patience(tmp_path, capsys):
+    base = [*FAST, "--outer_steps", "40", "--eval_every", "2", "--val_size", "50"]
+    out = tmp_path / "target"
+    assert main(["distill", "--out", str(out), *base, "--stop_at_val_acc", "0.01"]) == 0
+    ev = json.loads((out / "eval.json").read_text())
+    sel = ev["protocol"]["selected"]
+    assert ev["protocol"]["outer_steps"] == 2 == sel["stopped_early"] == sel["step"]
+    assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 2
+    out = tmp_path / "patience"
+    assert main(["distill", "--out", str(out), *base, "--patience", "1", "--lr", "1e-9"]) == 0
+    sel = json.loads((out / "eval.json").read_text())["protocol"]["selected"]
+    # a tiny outer lr: the held-out accuracy stays as it was, no evaluation improves on the first
+    assert sel["step"] == 2 and sel["stopped_early"] == 4 and sel["evaluations"] == 2
+    assert main(["distill", "--out", str(tmp_path / "x"), *FAST, "--patience", "2"]) == 2
+    assert "set val_size > 0" in capsys.readouterr().err

@@ -55,6 +55,8 @@ RESUMABLE_CHANGES = {
     "published_acc",
     "full_data_acc",
     "baseline_cache",
+    "patience",  # when to stop, like outer_steps
+    "stop_at_val_acc",
 }
 
 ConfigLike = Config | Mapping[str, Any] | str | Path | None

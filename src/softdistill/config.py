@@ -108,6 +108,10 @@ class Config:
     val_size: int = 0  # > 0: hold out this many training examples (never in an outer batch),
     #                    score the set on them every eval_every steps and keep the best one
     #                    (model selection without the test set)
+    stop_at_val_acc: float | None = None  # val_size: stop once the held-out accuracy reaches
+    #                                       this fraction (the run says so)
+    patience: int = 0  # val_size: stop after this many evaluations without a better held-out
+    #                    accuracy (0: never)
 
     # --- scale: speed and memory (docs/hypergradient.md)
     keep_every: int = 1  # reverse/truncated: keep every k-th inner weight vector theta_t and
@@ -414,6 +418,18 @@ class Config:
             v = getattr(self, key)
             if v is not None and not 0 <= v <= 1:
                 raise ConfigError(f"{key} is a fraction in [0, 1] (0.96 for 96%), got {v}")
+        if self.patience < 0:
+            raise ConfigError(f"patience must be >= 0 (0: off), got {self.patience}")
+        if self.stop_at_val_acc is not None and not 0 < self.stop_at_val_acc <= 1:
+            raise ConfigError(
+                "stop_at_val_acc is a fraction in (0, 1] (0.96 for 96%), got "
+                f"{self.stop_at_val_acc}"
+            )
+        if (self.patience or self.stop_at_val_acc is not None) and not self.val_size:
+            raise ConfigError(
+                "patience and stop_at_val_acc stop on the held-out accuracy: set val_size > 0 "
+                "(held-out training examples) and eval_every > 0"
+            )
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.decay_factor <= 1:

@@ -426,6 +426,18 @@ def distill(
             val_acc = EvalResult([accuracy(model, p, val) for p in trained]).mean
             if val_acc > best["acc"]:
                 best = {"step": step, "acc": val_acc, "syn": copy.deepcopy(result_syn.state_dict())}
+            best["evals"] = best.get("evals", 0) + 1
+            best["since"] = 0 if best["step"] == step else best.get("since", 0) + 1
+        stop = None  # early stop (val_size): a held-out target reached, or no gain for a while
+        if want_eval and val is not None and not last:
+            if cfg.stop_at_val_acc is not None and main and best["acc"] >= cfg.stop_at_val_acc:
+                stop = f"held-out accuracy {best['acc']:.4f} reached stop_at_val_acc"
+            elif cfg.patience and main and best.get("since", 0) >= cfg.patience:
+                stop = f"no better held-out accuracy in {cfg.patience} evaluations (patience)"
+            if distributed.broadcast_flag(stop is not None) and stop is None:
+                stop = "rank 0 stopped early"
+            if stop is not None:
+                last = True
         if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
             lrs = syn.lrs.detach()
             record = {
@@ -455,19 +467,25 @@ def distill(
             checkpoint(step, time.perf_counter() - t0)
         if progress is not None:
             progress(step, info)
+        if stop is not None:
+            log.info("stopped early at outer step %d of %d: %s", step, cfg.outer_steps, stop)
+            break
     seconds = time.perf_counter() - t0
+    steps_done = step if cfg.outer_steps > start else start
     selected = None
     if best["syn"] is not None:
         result_syn = copy.deepcopy(result_syn)
         result_syn.load_state_dict(best["syn"])
         # held-out evaluations: every eval_every steps and at the last one
-        n_evals = cfg.outer_steps // cfg.eval_every + bool(cfg.outer_steps % cfg.eval_every)
+        n_evals = steps_done // cfg.eval_every + bool(steps_done % cfg.eval_every)
         selected = {
             "step": best["step"],
             "val_acc": best["acc"],
             "val_size": cfg.val_size,
             "evaluations": n_evals,
         }
+        if steps_done < cfg.outer_steps:
+            selected["stopped_early"] = steps_done
         if n_evals > 1:
             log.info(
                 "kept the set of outer step %d, the best of %d held-out evaluations: accuracy "
@@ -483,11 +501,11 @@ def distill(
                 "%d), so no selection: the last set is kept (accuracy %.4f on %d held-out "
                 "training examples)",
                 cfg.eval_every,
-                cfg.outer_steps,
+                steps_done,
                 best["acc"],
                 cfg.val_size,
             )
-    return DistillResult(result_syn, source.fixed, cfg.outer_steps, seconds, loss_value, selected)
+    return DistillResult(result_syn, source.fixed, steps_done, seconds, loss_value, selected)
 
 
 def holdout(split: Split, n: int, generator: torch.Generator) -> tuple[Split, Split]:

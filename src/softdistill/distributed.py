@@ -180,3 +180,12 @@ def all_reduce_mean(
         out.append(flat[pos : pos + g.numel()].view_as(g))
         pos += g.numel()
     return flat[0], out
+
+
+def broadcast_flag(flag: bool) -> bool:
+    """Rank 0's ``flag`` on every rank (a decision only rank 0 can take, e.g. to stop early)."""
+    if rank_world()[1] == 1:
+        return flag
+    t = torch.tensor([int(flag)], device=_comm_device())
+    dist.broadcast(t, src=0)
+    return bool(t.item())

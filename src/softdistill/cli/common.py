@@ -444,6 +444,8 @@ def format_summary(ev: dict) -> str:
                 f"  (the last set: one held-out evaluation only, {100 * sel['val_acc']:.2f}% "
                 f"on {sel['val_size']} held-out training examples; no selection)"
             )
+        if "stopped_early" in sel:
+            lines.append(f"  stopped early at outer step {sel['stopped_early']} (see the log)")
     for name, r in ev.get("baselines", {}).items():
         if "k" in r:
             extra = f" (k {r['k']}, p {r['p']:g}, reference {r['reference']})"
