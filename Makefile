@@ -60,7 +60,8 @@ bench: $(STAMP)
 
 # Speed and memory at scale (README "Speed and memory at scale"): loop vs vmap over nets,
 # peak memory vs T per hypergradient mode, and a torch.profiler table of one outer step.
-# Run through /work/bin/cpujob on a shared machine: the tables say how many threads were used.
+# On a shared machine run with OMP_NUM_THREADS=1 (one thread per process): the tables say how
+# many threads were used.
 BENCH_FLAGS ?=
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/nets_bench.py $(BENCH_FLAGS)

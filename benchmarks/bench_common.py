@@ -59,8 +59,8 @@ def machine_line() -> str:
     threads = os.environ.get("OMP_NUM_THREADS", str(torch.get_num_threads()))
     return (
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {threads} thread(s) per process "
-        f"({'single-threaded via /work/bin/cpujob' if os.environ.get('CPUJOB_SLOT') else 'as run'})"
+        f"torch {torch.__version__}, {threads} thread(s) per process"
+        + (" (OMP_NUM_THREADS=1)" if threads == "1" else "")
     )
 
 

@@ -216,7 +216,7 @@ def main() -> None:
             f"{fit['intercept']:.0f} MiB + {fit['per_step']:.1f} MiB x T, fitted to {small} |",
         ]
     cmd = "python benchmarks/memory_bench.py" + (" --quick" if args.quick else "")
-    lines += ["", f"Regenerate: `/work/bin/cpujob {cmd}` (part of `make bench`)."]
+    lines += ["", f"Regenerate: `OMP_NUM_THREADS=1 {cmd}` (part of `make bench`)."]
     write_table(args.out, lines, {"sweep": sweep, "acceptance": acceptance})
 
 

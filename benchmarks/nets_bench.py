@@ -107,7 +107,7 @@ def main() -> None:
             f"{lo['wall_s'] / vm['wall_s']:.2f}x | {1 / vm['wall_s']:.2f} |"
         )
     cmd = "python benchmarks/nets_bench.py" + (" --quick" if args.quick else "")
-    lines += ["", f"Regenerate: `/work/bin/cpujob {cmd}` (part of `make bench`)."]
+    lines += ["", f"Regenerate: `OMP_NUM_THREADS=1 {cmd}` (part of `make bench`)."]
     write_table(args.out, lines, rows)
 
 

@@ -13,7 +13,7 @@ of ``eval.json``, outer steps, wall time and seconds per outer step.
     make reproduce PRESETS='mnist_lenet_fixed_5 mnist_lenet_fixed_10_hard'
 
 Long: every preset is a full distillation (minutes to hours on a CPU; see the table's times).
-Run it through /work/bin/cpujob on a shared machine.
+On a shared machine run it with OMP_NUM_THREADS=1 (one thread per process).
 """
 
 from __future__ import annotations

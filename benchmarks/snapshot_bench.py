@@ -7,7 +7,7 @@ time the snapshots take at the default interval (about 25 snapshots per run).
 
     python benchmarks/snapshot_bench.py            # writes benchmarks/results/snapshot.md
 
-Run it through /work/bin/cpujob on the shared machine (single-threaded).
+On a shared machine run it with OMP_NUM_THREADS=1 (single-threaded).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ and best-so-far test accuracy from metrics.jsonl/eval.json, wall time, seconds p
 OUT/sweep.md and OUT/sweep.json. A global time budget stops the runs still going (their partial
 curves are still tabulated), so the script fits a fixed slot on a lent GPU.
 
-    python benchmarks/sweep.py --base configs/mnist_lenet_fixed_10.yaml --out /tmp/sweep \\
+    python benchmarks/sweep.py --base configs/mnist_lenet_fixed_10.yaml --out runs/sweep \\
         --jobs 4 --budget 600 --set lr=0.01,0.03 --set init_lr=0.02,0.1 -- --data-dir DATA
 """
 

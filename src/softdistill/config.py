@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from softdistill.errors import ConfigError
-from softdistill.original import ARCH_ALIASES, DATASET_ALIASES, RENAMED_FLAGS
+from softdistill.original import RENAMED_FLAGS, canonical_names
 from softdistill.utils import did_you_mean
 
 __all__ = [
@@ -186,19 +186,11 @@ class Config:
         self._normalise_names()
 
     def _normalise_names(self) -> None:
-        """Dataset and arch names match case-insensitively and by the original code's spellings
-        (``MNIST``, ``Cifar10``, ``LeNet``, ``TextLSTM2``, ...); a numbered original text arch
-        becomes ours with the ``arch_args`` of its layer sizes (given ``arch_args`` win)."""
-        if ":" not in self.dataset:
-            key = self.dataset.lower()
-            self.dataset = DATASET_ALIASES.get(key, key)
-        key = self.arch.lower()
-        if key in ARCH_ALIASES:
-            arch, args, _ = ARCH_ALIASES[key]
-            self.arch = arch
-            self.arch_args = {**args, **self.arch_args}
-        else:
-            self.arch = key
+        """Dataset and arch names as the original code spells them too (``MNIST``, ``LeNet``,
+        ``TextLSTM2``, ...): see :func:`softdistill.original.canonical_names`."""
+        self.dataset, self.arch, self.arch_args = canonical_names(
+            self.dataset, self.arch, self.arch_args
+        )
 
     @classmethod
     def field_names(cls) -> list[str]:

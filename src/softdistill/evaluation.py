@@ -9,9 +9,9 @@ is in :mod:`softdistill.protocol`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from softdistill import io
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split, cache_dir
 from softdistill.progress import task
@@ -399,13 +400,8 @@ def _read_cached(path: Path) -> dict | None:
 
 
 def _write_cached(path: Path, results: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(results))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # an unwritable cache is skipped, not an error
+    with contextlib.suppress(OSError):  # an unwritable cache is skipped, not an error
+        io.save_json(path, results)
 
 
 def _result_order(names: Sequence[str], results: dict) -> list[str]:

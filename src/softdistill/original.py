@@ -33,6 +33,7 @@ __all__ = [
     "RENAMED_FLAGS",
     "ORIGINAL_TRAIN_DEFAULTS",
     "Translation",
+    "canonical_names",
     "is_train_mode",
     "translate",
     "translate_train",
@@ -121,6 +122,21 @@ ARCH_ALIASES: dict[str, tuple[str, dict, str]] = {
         "our small Transformer encoder (the original is a 4-layer decoder with random queries)",
     ),
 }
+
+
+def canonical_names(dataset: str, arch: str, arch_args: dict) -> tuple[str, str, dict]:
+    """``(dataset, arch, arch_args)`` with names matched case-insensitively and by the
+    original's spellings (``MNIST``, ``Cifar10``, ``LeNet``, ``TextLSTM2``, ...); a numbered
+    original text arch becomes ours with the ``arch_args`` of its layer sizes (given ones win).
+    ``folder:PATH``-style dataset names keep their case."""
+    if ":" not in dataset:
+        dataset = DATASET_ALIASES.get(dataset.lower(), dataset.lower())
+    key = arch.lower()
+    if key in ARCH_ALIASES:
+        ours, args, _ = ARCH_ALIASES[key]
+        return dataset, ours, {**args, **arch_args}
+    return dataset, key, arch_args
+
 
 # The original's defaults where they differ from ours (used for original-style lines).
 ORIGINAL_DEFAULTS = {

@@ -114,12 +114,6 @@ def _pyplot():
     return plt
 
 
-def _pct(r: dict | None) -> str:
-    if not r:
-        return "–"
-    return f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f}"
-
-
 # ============================================================================ run data
 @dataclass
 class RunData:

@@ -11,7 +11,7 @@ from typing import Any
 
 from softdistill.config import coerce_value
 from softdistill.errors import ConfigError
-from softdistill.original import ARCH_ALIASES, DATASET_ALIASES
+from softdistill.original import canonical_names
 from softdistill.utils import did_you_mean
 
 __all__ = ["SPLITS", "TrainConfig"]
@@ -50,14 +50,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):  # the typed rules of Config
             setattr(self, f.name, coerce_value(f.name, getattr(self, f.name), str(f.type), "flags"))
-        if ":" not in self.dataset:
-            self.dataset = DATASET_ALIASES.get(self.dataset.lower(), self.dataset.lower())
-        key = self.arch.lower()
-        if key in ARCH_ALIASES:  # the original's numbered text nets
-            self.arch, args, _ = ARCH_ALIASES[key]
-            self.arch_args = {**args, **self.arch_args}
-        else:
-            self.arch = key
+        self.dataset, self.arch, self.arch_args = canonical_names(
+            self.dataset, self.arch, self.arch_args
+        )
 
     def validate(self) -> TrainConfig:
         from softdistill.data import DATASETS

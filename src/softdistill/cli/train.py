@@ -104,7 +104,7 @@ def _run(args: argparse.Namespace, cfg, device) -> int:
     import torch
 
     from softdistill import distributed
-    from softdistill.data import load
+    from softdistill.data import load_config
     from softdistill.models import build
     from softdistill.pool import train_pool, write_manifest
 
@@ -114,13 +114,7 @@ def _run(args: argparse.Namespace, cfg, device) -> int:
     if rank == 0:
         _check_folder(out, cfg, args.overwrite)
     distributed.barrier()
-    from softdistill.data import MODALITIES, TEXT_OPTIONS
-
-    text = (
-        MODALITIES.get(cfg.dataset.split(":", 1)[0] + (":" if ":" in cfg.dataset else "")) == "text"
-    )
-    options = {k: getattr(cfg, k) for k in TEXT_OPTIONS} if text else {}
-    data = load(cfg.dataset, cfg.data_dir, **options)
+    data = load_config(cfg)  # text datasets: with its maxlen, ntoken, embeddings
     try:
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     except ValueError as e:

@@ -210,12 +210,12 @@ def load(
 
 
 def load_config(cfg) -> Dataset:
-    """The dataset of a run configuration (with its ``download`` flag); text loaders also get
-    ``maxlen``, ``ntoken`` and ``embeddings`` from it."""
+    """The dataset of a run or pool configuration (with its ``download`` flag, if it has one);
+    text loaders also get ``maxlen``, ``ntoken`` and ``embeddings`` from it."""
     options = {}
     if MODALITIES.get(_key(cfg.dataset)) == "text":
         options = {k: getattr(cfg, k) for k in TEXT_OPTIONS}
-    return load(cfg.dataset, cfg.data_dir, download=cfg.download, **options)
+    return load(cfg.dataset, cfg.data_dir, download=getattr(cfg, "download", False), **options)
 
 
 def normalise(x: Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> Tensor:
