@@ -7,7 +7,7 @@
 #   benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]        # writes OUT_DIR/pools, OUT_DIR/runs,
 #                                                      # OUT_DIR/pretrained.md, OUT_DIR/log.txt
 # Smoke settings (e.g. on CPU): N_TRAIN=2 N_TEST=1 EPOCHS=1 DEVICE=cpu \
-#     EXPERIMENT_ARGS="--set outer_steps=2 --set batch_size=64" benchmarks/gpu_pools.sh /tmp/x
+#     EXPERIMENT_ARGS="--set outer_steps=2 --set batch_size=64" benchmarks/gpu_pools.sh OUT_DIR
 set -euo pipefail
 OUT=${1:?usage: benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]}
 DATA=${2:-${SOFTDISTILL_DATA:-../shared/data}}

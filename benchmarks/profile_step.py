@@ -5,7 +5,7 @@ examples in the outer loss. Writes the top operators by self CPU time of each mo
 number of operator calls (per-call overhead is what vmap removes), to
 ``benchmarks/results/profile.md``; ``--trace DIR`` also saves Chrome traces.
 
-    python benchmarks/profile_step.py [--n-nets 16] [--batch 1024] [--trace /tmp/traces]
+    python benchmarks/profile_step.py [--n-nets 16] [--batch 1024] [--trace TRACE_DIR]
 """
 
 from __future__ import annotations
