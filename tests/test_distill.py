@@ -197,3 +197,62 @@ def test_input_noise_changes_the_gradient_but_is_not_kept(tmp_path):
     assert first_loss("noisy") != first_loss("clean")
     with pytest.raises(ConfigError, match="input_noise"):
         Config(**{**TINY, "input_noise": -0.1}).validate()
+
+
+def test_hypergrad_auto_picks_autograd_for_a_small_graph_with_reverse_gradients(caplog):
+    cfg, data, model = _setup(dtype="float64", outer_steps=3)
+    syn = distill_mod.make_synthetic(
+        cfg, data, distill_mod.stream(0, "syn"), device="cpu", dtype=torch.float64
+    )
+    model = model.double()
+    params = dict(model.named_parameters())
+    assert cfg.hypergrad == "auto"
+    method, why = distill_mod.choose_hypergrad(cfg, model, syn, params)
+    assert method == "autograd" and "MiB <=" in why
+    # the same outer steps as reverse, the reference, to 1e-10 (float64)
+    with caplog.at_level("INFO", logger="softdistill.distillation"):
+        auto = distill(cfg, data, model)
+    assert "hypergrad auto: autograd" in caplog.text
+    ref = distill(cfg.replace(hypergrad="reverse"), data, model)
+    for a, b in zip(auto.syn.parameters(), ref.syn.parameters()):
+        assert (a - b).norm() <= 1e-10 * b.norm()
+    assert any(not torch.equal(a, b) for a, b in zip(ref.syn.parameters(), syn.parameters()))
+
+
+def test_hypergrad_auto_falls_back_to_reverse_for_a_large_graph(monkeypatch):
+    cfg, data, model = _setup()
+    syn = distill_mod.make_synthetic(
+        cfg, data, distill_mod.stream(0, "syn"), device="cpu", dtype=torch.float32
+    )
+    params = dict(model.named_parameters())
+    small = distill_mod.choose_hypergrad(cfg, model, syn, params)
+    monkeypatch.setattr(distill_mod, "AUTO_GRAPH_BYTES", 1000)
+    method, why = distill_mod.choose_hypergrad(cfg, model, syn, params)
+    assert small[0] == "autograd" and method == "reverse" and "> 0 MiB" in why
+    assert distill_mod.choose_hypergrad(cfg.replace(keep_every=2), model, syn, params)[0] == (
+        "reverse"
+    )
+    as_set = distill_mod.choose_hypergrad(cfg.replace(hypergrad="reverse"), model, syn, params)
+    assert as_set == ("reverse", "as configured")
+
+
+def test_lr_factors_scale_the_outer_lr_of_labels_and_lrs():
+    cfg, data, model = _setup(lr=0.02, lr_factor_lrs=0.1, lr_factor_labels=2.0)
+    syn = distill_mod.make_synthetic(
+        cfg, data, distill_mod.stream(0, "syn"), device="cpu", dtype=torch.float32
+    )
+    groups = distill_mod.outer_param_groups(cfg, syn)
+    lr_of = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert lr_of[id(syn.x_syn)] == 0.02
+    assert lr_of[id(syn.label_params)] == pytest.approx(0.04)
+    assert lr_of[id(syn.raw_lrs)] == pytest.approx(0.002)
+    # the defaults: one group, the original method's single lr
+    same = cfg.replace(lr_factor_lrs=1.0, lr_factor_labels=1.0)
+    assert len(distill_mod.outer_param_groups(same, syn)) == 1
+    # a smaller lr for the inner lrs moves them less in the same outer steps
+    start = syn.raw_lrs.detach().clone()
+    slow = distill(cfg, data, model).syn.raw_lrs.detach()
+    fast = distill(cfg.replace(lr_factor_lrs=1.0), data, model).syn.raw_lrs.detach()
+    assert 0 < (slow - start).abs().max() < (fast - start).abs().max()
+    with pytest.raises(ConfigError, match="lr_factor_lrs must be > 0"):
+        Config(lr_factor_lrs=0.0).validate()

@@ -36,7 +36,7 @@ CONFIG_VERSION = 1
 
 
 # hypergrad choices: the core's methods plus the outer loop's random truncation (RaT-BPTT)
-HYPERGRADS = ("reverse", "autograd", "truncated", "random_truncated")
+HYPERGRADS = ("auto", "reverse", "autograd", "truncated", "random_truncated")
 AMP_MODES = ("off", "bf16")
 
 # Defaults of list-valued keys (see Config).
@@ -95,13 +95,17 @@ class Config:
     lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
     decay_factor: float = 0.5  # factor of the outer lr decay, in (0, 1]
+    lr_factor_labels: float = 1.0  # outer lr of the label parameters, as a multiple of lr
+    lr_factor_lrs: float = 1.0  # outer lr of the inner steps' (raw) lrs, as a multiple of lr;
+    #                             1 and 1: one lr for every tensor (the original method)
     # The original code's units: passes over the real training data ("epochs"); when given, they
     # set the key in brackets once the data is loaded (one pass = ceil(N / batch_size) steps)
     outer_epochs: int | None = None  # passes over the training data [outer_steps]
     decay_epochs: int | None = None  # passes between outer lr decays [decay_every]
     checkpoint_epochs: int | None = None  # passes between checkpoints [checkpoint_every]
-    hypergrad: str = "reverse"  # reverse (memory-lean, exact) or autograd (reference), both
-    #                             exact; truncated or random_truncated (RaT-BPTT), approximate
+    hypergrad: str = "auto"  # auto (autograd when the inner graph is small, else reverse),
+    #                          reverse (memory-lean, exact) or autograd (reference), both exact;
+    #                          truncated or random_truncated (RaT-BPTT), approximate
     ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
     input_noise: float = 0.0  # > 0: std of Gaussian noise added to x_syn for each outer step's
     #                           hypergradient (favours sets that small changes do not break)
@@ -422,6 +426,9 @@ class Config:
                 "patience and stop_at_val_acc stop on the held-out accuracy: set val_size > 0 "
                 "(held-out training examples) and eval_every > 0"
             )
+        for key in ("lr_factor_labels", "lr_factor_lrs"):
+            if not getattr(self, key) > 0:
+                raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.decay_factor <= 1:

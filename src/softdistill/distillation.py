@@ -36,6 +36,7 @@ from softdistill.core import (
     batched_hypergradient,
     forward,
     hypergradient,
+    inner_graph_bytes,
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
@@ -47,13 +48,16 @@ __all__ = [
     "DistillResult",
     "DivergenceError",
     "RealBatches",
+    "AUTO_GRAPH_BYTES",
     "attack_labels",
+    "choose_hypergrad",
     "distill",
     "holdout",
     "hypergrad_options",
     "make_outer_loss",
     "make_synthetic",
     "outer_grads",
+    "outer_param_groups",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,6 +209,50 @@ def outer_grads(
     return loss, grads
 
 
+def outer_param_groups(cfg: Config, syn: SyntheticSet) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the learned tensors of ``syn``, the labels and the inner lrs at
+    ``lr_factor_labels`` and ``lr_factor_lrs`` times ``cfg.lr`` (both 1: one group's lr)."""
+    factors = {
+        id(syn.x_syn): 1.0,
+        id(syn.label_params): cfg.lr_factor_labels,
+        id(syn.raw_lrs): cfg.lr_factor_lrs,
+    }
+    groups: dict[float, list[Tensor]] = {}
+    for p in syn.parameters():
+        if p.requires_grad:
+            groups.setdefault(factors[id(p)], []).append(p)
+    return [{"params": ps, "lr": cfg.lr * f, "lr_factor": f} for f, ps in groups.items()]
+
+
+# hypergrad auto: plain autograd while the whole unroll's graph (T inner steps, times the nets
+# run at once) is at most this many bytes, else reverse
+AUTO_GRAPH_BYTES = 256 * 2**20
+
+
+def choose_hypergrad(
+    cfg: Config, model: nn.Module, syn: SyntheticSet, params0: Params
+) -> tuple[str, str]:
+    """``cfg.hypergrad``, with ``auto`` resolved; and why (a phrase for the log).
+
+    ``auto`` is ``autograd`` when keeping the whole inner graph is cheap: ``keep_every`` 1 and
+    T x (the measured graph of one inner step, :func:`~softdistill.core.inner_graph_bytes`) x
+    (nets run at once) <= :data:`AUTO_GRAPH_BYTES`. It is then faster than ``reverse``, which
+    recomputes every inner step's forward and gradient in its backward sweep (same gradients up to
+    rounding). Otherwise ``reverse``, whose memory does not grow with the activations of T steps.
+    """
+    if cfg.hypergrad != "auto":
+        return cfg.hypergrad, "as configured"
+    if cfg.keep_every != 1:
+        return "reverse", f"keep_every {cfg.keep_every} asks for reverse's memory savings"
+    at_once = cfg.n_nets if cfg.batched_nets else 1
+    graph = inner_graph_bytes(model, params0, syn) * syn.n_steps * at_once
+    mib = f"{graph / 2**20:.1f} MiB"
+    limit = f"{AUTO_GRAPH_BYTES / 2**20:.0f} MiB"
+    if graph <= AUTO_GRAPH_BYTES:
+        return "autograd", f"the inner graph of T = {syn.n_steps} steps is {mib} <= {limit}"
+    return "reverse", f"the inner graph of T = {syn.n_steps} steps would be {mib} > {limit}"
+
+
 def hypergrad_options(cfg: Config, n_steps: int, generator: torch.Generator) -> dict[str, Any]:
     """The hypergradient's keyword arguments for one outer step of ``cfg`` (T = ``n_steps``).
 
@@ -297,6 +345,10 @@ def distill(
         rank=rank,
         world_size=world_size,
     )
+    method, why = choose_hypergrad(cfg, model, syn, dict(model.named_parameters()))
+    if cfg.hypergrad == "auto" and main:
+        log.info("hypergrad auto: %s (%s)", method, why)
+    loop_cfg = cfg.replace(hypergrad=method)  # what every outer step runs
     truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
     noise = stream(cfg.seed, "input_noise")
     leaves = [p for p in syn.parameters() if p.requires_grad]
@@ -304,7 +356,7 @@ def distill(
     # returned instead of the last iterate when ema_decay > 0.
     syn_ema = copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None
     result_syn = syn_ema if syn_ema is not None else syn  # what is evaluated and returned
-    opt = torch.optim.Adam(leaves, lr=cfg.lr, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(0.5, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
@@ -383,7 +435,7 @@ def distill(
     for outer_step in range(start, cfg.outer_steps):
         x_real, y_real = batches.next()
         outer_loss = make_outer_loss(cfg, model, x_real, y_real)
-        options = hypergrad_options(cfg, syn.n_steps, truncation)
+        options = hypergrad_options(loop_cfg, syn.n_steps, truncation)
         clean_x = perturb_(syn.x_syn, cfg.input_noise, noise) if cfg.input_noise else None
         # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
         # tensor that is kept (synthetic set, weights, gradients) in float32
@@ -444,7 +496,7 @@ def distill(
                 "step": step,
                 "loss": loss_value,
                 "grad_norm": grad_norm_value,
-                "outer_lr": sched.get_last_lr()[0],
+                "outer_lr": opt.param_groups[0]["lr"] / opt.param_groups[0].get("lr_factor", 1.0),
                 "lr_mean": lrs.mean().item(),
                 "lr_min": lrs.min().item(),
                 "lr_max": lrs.max().item(),

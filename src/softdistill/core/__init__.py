@@ -12,6 +12,7 @@ from softdistill.core.hypergrad import (
     HyperResult,
     auto_keep_every,
     hypergradient,
+    inner_graph_bytes,
     sample_truncation,
 )
 from softdistill.core.losses import LABEL_MODES, label_vector, soft_cross_entropy
@@ -36,6 +37,7 @@ __all__ = [
     "forward",
     "hypergradient",
     "init_label_params",
+    "inner_graph_bytes",
     "inner_step",
     "inverse_softplus",
     "label_vector",

@@ -48,6 +48,7 @@ __all__ = [
     "HyperResult",
     "auto_keep_every",
     "hypergradient",
+    "inner_graph_bytes",
     "sample_truncation",
 ]
 
@@ -150,6 +151,34 @@ def sample_truncation(n_steps: int, window: int, generator: torch.Generator) -> 
         raise ValueError(f"window and n_steps must be >= 1, got {window}, {n_steps}")
     low = min(window, n_steps)
     return low + int(torch.randint(0, n_steps - low + 1, (1,), generator=generator))
+
+
+def inner_graph_bytes(
+    model: nn.Module, params0: Params, syn: SyntheticSet, loss_fn: LossFn = soft_cross_entropy
+) -> int:
+    """Bytes the ``autograd`` method keeps for one differentiable inner step (step 0).
+
+    Measured, not estimated: the tensors autograd saves while step 0's forward and its
+    ``create_graph`` gradient are recorded (each storage counted once). The whole unroll keeps
+    about ``syn.n_steps`` times this (plus the weights of every step).
+    """
+    seen: dict[tuple[int, int], int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        if t.layout == torch.strided and t.device.type != "meta":
+            storage = t.untyped_storage()
+            seen[(storage.data_ptr(), storage.nbytes())] = storage.nbytes()
+        return t
+
+    params = {k: v.detach().requires_grad_(True) for k, v in params0.items()}
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        x, y, eta = syn.step(0)
+        inner = loss_fn(forward(model, params, x), y)
+        grads = torch.autograd.grad(inner, tuple(params.values()), create_graph=True)
+        new = [p - eta * g for p, g in zip(params.values(), grads)]
+    del new
+    weights = sum(v.numel() * v.element_size() for v in params0.values())
+    return sum(seen.values()) + weights
 
 
 def auto_keep_every(n_steps: int) -> int:
