@@ -83,3 +83,44 @@ def test_usps_is_upsampled_to_28x28_with_its_own_statistics(tmp_path):
     assert torch.allclose(d.train.x[:1], (expected - 0.2546) / 0.3522, atol=1e-6)
     with pytest.raises(DataError, match="usps.npz"):
         load("usps", tmp_path / "missing")
+
+
+def test_pixels_read_bitwise_as_the_whole_split_normalised():
+    from softdistill.data import Pixels, Split
+    from softdistill.distillation import holdout
+
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(0, 256, (40, 3, 5, 6), generator=g, dtype=torch.uint8)
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    m = torch.tensor(mean).view(1, -1, 1, 1) * 255.0
+    s = torch.tensor(std).view(1, -1, 1, 1) * 255.0
+    whole = (raw.float() - m) / s  # the former whole-split conversion
+    x = Pixels(raw, mean, std)
+    assert x.shape == whole.shape and len(x) == 40 and x.dtype == torch.float32 and x.dim() == 4
+    idx = torch.tensor([3, 0, 39])
+    assert torch.equal(x[idx], whole[idx]) and torch.equal(x[:], whole)
+    assert torch.equal(x[5], whole[5]) and torch.equal(x[2:7], whole[2:7])
+    assert torch.equal(x[whole[:, 0, 0, 0] > 0], whole[whole[:, 0, 0, 0] > 0])
+    assert x[1, 2, 3, 4].item() == whole[1, 2, 3, 4].item()
+    assert torch.equal(x.to(dtype=torch.float64)[idx], whole[idx].double())
+    # subsets (the held-out split) stay 8-bit
+    sub = x.subset(idx)
+    assert isinstance(sub, Pixels) and sub.raw is raw and torch.equal(sub[:], whole[idx])
+    assert len(sub) == 3 and sub.shape == (3, 3, 5, 6) and torch.equal(sub[-1], whole[39])
+    assert torch.equal(sub.subset(torch.tensor([2, 0]))[:], whole[[39, 3]])
+    assert torch.equal(sub.subset(slice(1, 3))[:], whole[[0, 39]])
+    assert torch.equal(sub[1:, 0, 2], whole[idx][1:, 0, 2])
+    train, val = holdout(Split(x, torch.arange(40)), 10, torch.Generator().manual_seed(1))
+    assert isinstance(train.x, Pixels) and isinstance(val.x, Pixels)
+    assert torch.equal(val.x[:], whole[val.y]) and torch.equal(train.x[:], whole[train.y])
+    with pytest.raises(ValueError, match="uint8"):
+        Pixels(raw.float(), mean, std)
+
+
+def test_uint8_image_files_load_as_8bit_pixels(tmp_path):
+    from softdistill.data import Pixels
+
+    _write_npz(tmp_path / "mnist.npz")
+    d = load("mnist", tmp_path)
+    assert isinstance(d.train.x, Pixels) and d.train.x.raw.dtype == torch.uint8
+    assert d.train.x.raw.shape == (30, 1, 28, 28)

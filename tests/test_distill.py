@@ -256,3 +256,21 @@ def test_lr_factors_scale_the_outer_lr_of_labels_and_lrs():
     assert 0 < (slow - start).abs().max() < (fast - start).abs().max()
     with pytest.raises(ConfigError, match="lr_factor_lrs must be > 0"):
         Config(lr_factor_lrs=0.0).validate()
+
+
+def test_outer_chunk_changes_only_rounding_and_defaults_to_256_on_a_cpu(caplog):
+    cfg, data, model = _setup(dtype="float64", outer_steps=3, batch_size=40)
+    assert distill_mod.outer_chunk(cfg, "cpu") == 256 and distill_mod.outer_chunk(cfg, "cuda") == 0
+    assert distill_mod.outer_chunk(cfg.replace(outer_chunk=0), "cpu") == 0
+    with caplog.at_level("INFO", logger="softdistill.distillation"):
+        chunked = distill(cfg.replace(outer_chunk=16), data, model)
+    assert "outer loss in chunks of 16 real examples" in caplog.text
+    whole = distill(cfg.replace(outer_chunk=0), data, model)
+    for method in ("reverse", "autograd"):
+        other = distill(cfg.replace(outer_chunk=16, hypergrad=method), data, model)
+        for a, b in zip(other.syn.parameters(), whole.syn.parameters()):
+            assert (a - b).norm() <= 1e-10 * b.norm()
+    for a, b in zip(chunked.syn.parameters(), whole.syn.parameters()):
+        assert (a - b).norm() <= 1e-10 * b.norm()
+    with pytest.raises(ConfigError, match="outer_chunk must be >= 0"):
+        Config(outer_chunk=-1).validate()

@@ -66,7 +66,7 @@ def test_npz_recipe_trains_a_fresh_lenet_to_the_evaluated_accuracy(lenet_runs, c
     sd.train_on(model, syn)
     # ---
     with torch.no_grad():
-        acc = (model(test.x).argmax(-1) == test.y).float().mean().item()
+        acc = (model(test.x[:]).argmax(-1) == test.y).float().mean().item()  # x[:]: a tensor
     assert acc == pytest.approx(evaluated[0], abs=1e-9)
     assert not torch.equal(model.fc3.weight, syn.init[0]["fc3.weight"])  # it trained
 

@@ -145,3 +145,27 @@ def test_sample_truncation_is_uniform_on_window_to_T():
 
 def test_auto_keep_every():
     assert [auto_keep_every(T) for T in (1, 4, 10, 300, 1000)] == [1, 2, 4, 18, 32]
+
+
+@pytest.mark.parametrize("method", ["reverse", "autograd"])
+def test_chunked_outer_loss_gives_the_whole_batch_hypergradient_float64(conv64, method):
+    from softdistill.core import ChunkedLoss
+
+    model, params0, syn, _, _ = conv64
+    x = torch.randn(24, 1, 8, 8, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    y = torch.randint(0, 10, (24,), generator=torch.Generator().manual_seed(12))
+
+    def whole(p):
+        return F.cross_entropy(forward(model, p, x), y)
+
+    def chunk_sum(p, a, b):
+        return F.cross_entropy(forward(model, p, x[a:b]), y[a:b], reduction="sum")
+
+    chunked = ChunkedLoss(chunk_sum, 24, 5)  # 5 + 5 + 5 + 5 + 4
+    assert (chunked(params0) - whole(params0)).abs() <= 1e-12
+    a = hypergradient(model, params0, syn, whole, method="reverse")
+    b = hypergradient(model, params0, syn, chunked, method=method)
+    assert (a.loss - b.loss).abs() <= 1e-12 * a.loss.abs()
+    for ga, gb in zip(a.grads, b.grads):
+        assert ga.abs().max() > 0
+        assert (ga - gb).norm() <= 1e-10 * ga.norm()

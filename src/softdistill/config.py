@@ -124,6 +124,10 @@ class Config:
     window: int | None = None  # truncated/random_truncated: differentiated steps at the end
     batched_nets: bool = False  # run the n_nets inner nets at once with torch.func.vmap (same
     #                             gradients as the loop over them, faster)
+    outer_chunk: int | None = None  # real examples per forward/backward of the outer loss (the
+    #                                 batch taken in chunks: less memory, on a CPU faster; the
+    #                                 same gradient up to rounding); None: 256 on a CPU, the whole
+    #                                 batch on an accelerator; 0: the whole batch
     amp: str = "off"  # off, or bf16: inner steps under bfloat16 autocast (GPU); the synthetic set,
     #                   weights and gradients stay float32
 
@@ -453,6 +457,10 @@ class Config:
 
     def _validate_scale(self) -> None:
         """The speed-and-memory keys: keep_every, window, amp."""
+        if self.outer_chunk is not None and self.outer_chunk < 0:
+            raise ConfigError(
+                f"outer_chunk must be >= 0 (0: the whole batch), got {self.outer_chunk}"
+            )
         if self.keep_every < 0:
             raise ConfigError(f"keep_every must be >= 0 (0: sqrt(T)), got {self.keep_every}")
         if self.hypergrad == "autograd" and self.keep_every != 1:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 from softdistill import distributed, io
 from softdistill.config import Config, ConfigError
 from softdistill.core import (
+    ChunkedLoss,
     SyntheticSet,
     auto_keep_every,
     batched_hypergradient,
@@ -56,6 +57,7 @@ __all__ = [
     "hypergrad_options",
     "make_outer_loss",
     "make_synthetic",
+    "outer_chunk",
     "outer_grads",
     "outer_param_groups",
 ]
@@ -148,8 +150,28 @@ def make_synthetic(
     return syn.to(device)
 
 
-def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
-    """``L(theta_T)``: cross-entropy of the trained net on a real batch."""
+# outer_chunk None: the real batch in chunks of this many examples on a CPU (where one LeNet
+# forward+backward of 1024 MNIST images in chunks of 256 takes 0.14 s of CPU against 0.21 s at
+# once, one thread: the activations stay in cache), whole on an accelerator
+CPU_OUTER_CHUNK = 256
+
+
+def outer_chunk(cfg: Config, device: torch.device | str) -> int:
+    """Real examples per forward/backward of the outer loss (0: the whole batch)."""
+    if cfg.outer_chunk is not None:
+        return cfg.outer_chunk
+    return CPU_OUTER_CHUNK if torch.device(device).type == "cpu" else 0
+
+
+def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 0) -> OuterLoss:
+    """``L(theta_T)``: cross-entropy of the trained net on a real batch (taken ``chunk``
+    examples at a time when ``0 < chunk < len(x)``: a :class:`~softdistill.core.ChunkedLoss`)."""
+    if 0 < chunk < len(x):
+
+        def chunk_sum(params: Params, a: int, b: int) -> Tensor:
+            return F.cross_entropy(forward(model, params, x[a:b]), y[a:b], reduction="sum")
+
+        return ChunkedLoss(chunk_sum, len(x), chunk)
     return lambda params: F.cross_entropy(forward(model, params, x), y)
 
 
@@ -158,17 +180,21 @@ def attack_labels(y: Tensor, attack_class: int, target_class: int) -> Tensor:
     return torch.where(y == attack_class, torch.full_like(y, target_class), y)
 
 
-def make_outer_loss(cfg: Config, model: nn.Module, x: Tensor, y: Tensor) -> OuterLoss:
-    """The outer objective of ``cfg`` on the real batch ``(x, y)``.
+def make_outer_loss(
+    cfg: Config, model: nn.Module, x: Tensor, y: Tensor, chunk: int = 0
+) -> OuterLoss:
+    """The outer objective of ``cfg`` on the real batch ``(x, y)``, ``chunk`` examples at a
+    time (0: all at once; see :func:`outer_chunk`).
 
     ``basic``/``adapt``: cross-entropy against the true labels. ``attack``: against the labels
     with ``attack_class`` relabelled ``target_class``, so the trained nets learn to misclassify
     that one class while keeping the others.
     """
     if cfg.objective == "attack":
-        return basic_outer_loss(model, x, attack_labels(y, cfg.attack_class, cfg.target_class))
+        y = attack_labels(y, cfg.attack_class, cfg.target_class)
+        return basic_outer_loss(model, x, y, chunk)
     if cfg.objective in ("basic", "adapt"):
-        return basic_outer_loss(model, x, y)
+        return basic_outer_loss(model, x, y, chunk)
     raise ConfigError(f"unknown objective {cfg.objective!r}; expected basic, attack or adapt")
 
 
@@ -349,6 +375,9 @@ def distill(
     if cfg.hypergrad == "auto" and main:
         log.info("hypergrad auto: %s (%s)", method, why)
     loop_cfg = cfg.replace(hypergrad=method)  # what every outer step runs
+    chunk = outer_chunk(cfg, device)
+    if main and 0 < chunk < batches.batch_size:
+        log.info("outer loss in chunks of %d real examples (outer_chunk)", chunk)
     truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
     noise = stream(cfg.seed, "input_noise")
     leaves = [p for p in syn.parameters() if p.requires_grad]
@@ -434,7 +463,7 @@ def distill(
     t0 = time.perf_counter() - elapsed
     for outer_step in range(start, cfg.outer_steps):
         x_real, y_real = batches.next()
-        outer_loss = make_outer_loss(cfg, model, x_real, y_real)
+        outer_loss = make_outer_loss(cfg, model, x_real, y_real, chunk)
         options = hypergrad_options(loop_cfg, syn.n_steps, truncation)
         clean_x = perturb_(syn.x_syn, cfg.input_noise, noise) if cfg.input_noise else None
         # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
@@ -568,8 +597,7 @@ def holdout(split: Split, n: int, generator: torch.Generator) -> tuple[Split, Sp
             f"{len(split)} examples), got {n}"
         )
     idx = torch.randperm(len(split), generator=generator).to(split.y.device)
-    keep, held = idx[n:], idx[:n]
-    return Split(split.x[keep], split.y[keep]), Split(split.x[held], split.y[held])
+    return split.take(idx[n:]), split.take(idx[:n])
 
 
 def perturb_(x: Tensor, std: float, generator: torch.Generator) -> Tensor:

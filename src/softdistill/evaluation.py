@@ -68,7 +68,7 @@ class EvalResult:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 2048) -> float:
+def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 512) -> float:
     """Fraction of ``split`` classified correctly by ``f(.; params)``."""
     correct = 0
     for i in range(0, len(split), batch_size):
@@ -78,7 +78,7 @@ def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 2
 
 
 @torch.no_grad()
-def predict(model: nn.Module, params: Params, x: Tensor, batch_size: int = 2048) -> Tensor:
+def predict(model: nn.Module, params: Params, x: Tensor, batch_size: int = 512) -> Tensor:
     """Predicted classes of ``f(x; params)``, ``(N,)``."""
     return torch.cat(
         [
@@ -347,6 +347,10 @@ def _digest(h, t) -> None:
     if hasattr(t, "ids") and hasattr(t, "table"):
         _digest(h, t.ids)
         _digest(h, t.table)
+        return
+    if hasattr(t, "raw") and hasattr(t, "mean"):  # 8-bit pixels and their normalisation
+        _digest(h, t.raw if t.rows is None else t.raw[t.rows])
+        h.update(f"{t.mean}{t.std}{t.dtype}".encode())
         return
     a = t.detach().cpu().contiguous()
     h.update(f"{a.dtype}{tuple(a.shape)}".encode())

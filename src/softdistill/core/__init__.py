@@ -15,7 +15,13 @@ from softdistill.core.hypergrad import (
     inner_graph_bytes,
     sample_truncation,
 )
-from softdistill.core.losses import LABEL_MODES, label_vector, soft_cross_entropy
+from softdistill.core.losses import (
+    LABEL_MODES,
+    ChunkedLoss,
+    label_vector,
+    loss_and_grad,
+    soft_cross_entropy,
+)
 from softdistill.core.synthetic import (
     LABEL_INITS,
     SyntheticSet,
@@ -29,6 +35,7 @@ __all__ = [
     "LABEL_INITS",
     "LABEL_MODES",
     "METHODS",
+    "ChunkedLoss",
     "HyperResult",
     "StackedNets",
     "auto_keep_every",
@@ -41,6 +48,7 @@ __all__ = [
     "inner_step",
     "inverse_softplus",
     "label_vector",
+    "loss_and_grad",
     "sample_truncation",
     "soft_cross_entropy",
     "stack_params",

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from softdistill.core.losses import soft_cross_entropy
+from softdistill.core.losses import loss_and_grad, soft_cross_entropy
 from softdistill.core.synthetic import SyntheticSet
 from softdistill.core.unroll import forward, inner_step, unroll
 from softdistill.typing import LossFn, OuterLoss, Params
@@ -209,9 +209,8 @@ def _reverse(model, params0, syn, outer_loss, leaves, loss_fn, start, stop, ever
             snapshots[t] = params
         params = _advance(model, params, steps[t], loss_fn)
     theta_T = {k: v.requires_grad_(True) for k, v in params.items()}
-    with torch.enable_grad():
-        loss = outer_loss(theta_T)
-        d = list(torch.autograd.grad(loss, tuple(theta_T.values())))  # dL/dtheta_stop
+    loss, d = loss_and_grad(outer_loss, theta_T)  # dL/dtheta_stop
+    d = list(d)
     acc = [torch.zeros_like(p) for p in leaves]
     n = len(d)
     for seg in sorted(snapshots, reverse=True):
@@ -243,7 +242,12 @@ def _autograd(model, params0, syn, outer_loss, leaves, loss_fn, stop):
         params0 = {k: v.detach().requires_grad_(True) for k, v in params0.items()}
         steps = [syn.step(t) for t in range(stop)]
         traj = unroll(model, params0, steps, loss_fn=loss_fn, create_graph=True)
-        loss = outer_loss(traj[-1])
-        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        # dL/dtheta_T at a detached copy (so a chunked outer loss frees each chunk's graph),
+        # then one backward through the kept unroll: the chain rule, split at theta_T
+        theta_T = {k: v.detach().requires_grad_(True) for k, v in traj[-1].items()}
+        loss, d = loss_and_grad(outer_loss, theta_T)
+        grads = torch.autograd.grad(
+            tuple(traj[-1].values()), leaves, grad_outputs=tuple(d), allow_unused=True
+        )
     grads = _zeros_if_none(grads, leaves)
-    return loss.detach(), grads, {k: v.detach() for k, v in traj[-1].items()}
+    return loss, grads, {k: v.detach() for k, v in traj[-1].items()}

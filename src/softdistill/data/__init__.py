@@ -22,6 +22,7 @@ __all__ = [
     "DataError",
     "Dataset",
     "DatasetInfo",
+    "Pixels",
     "Split",
     "cache_dir",
     "load",
@@ -29,6 +30,7 @@ __all__ = [
     "locate",
     "register",
     "resolve_data_dir",
+    "subset",
 ]
 
 
@@ -66,7 +68,109 @@ class Split:
         if n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=generator)[:n].to(self.y.device)
-        return Split(self.x[idx], self.y[idx])
+        return self.take(idx)
+
+    def take(self, idx: Tensor) -> Split:
+        """The examples ``idx`` (lazy inputs stay lazy: :func:`subset`)."""
+        return Split(subset(self.x, idx), self.y[idx])
+
+
+class Pixels:
+    """8-bit images ``(N, C, H, W)`` that read as normalised floats ``(x / 255 - mean) / std``.
+
+    Image splits are kept as their uint8 pixels (a quarter of the float32 memory: MNIST's
+    training split is 47 MB instead of 188 MB) and normalised when rows are read. Supports what
+    the outer loop and evaluation do with ``Split.x`` (as
+    :class:`softdistill.data.text.EmbeddedTokens`): ``len``, ``shape``, ``dtype``, ``device``,
+    ``dim()``, ``to(device, dtype)`` and indexing the first axis (an index tensor, a boolean
+    mask, a slice or an int), which returns an ordinary tensor. The values are bitwise those of
+    normalising the whole split at once in float32 (then cast to ``dtype``).
+    """
+
+    def __init__(
+        self,
+        raw: Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        dtype: torch.dtype = torch.float32,
+        rows: Tensor | None = None,
+    ) -> None:
+        if raw.dtype != torch.uint8 or raw.dim() != 4:
+            raise ValueError(f"Pixels needs uint8 (N, C, H, W), got {raw.dtype} {tuple(raw.shape)}")
+        self.rows = rows  # a subset: these rows of raw (an index, no copy of the pixels)
+        c = raw.shape[1]
+        m = torch.tensor(mean, dtype=torch.float32)
+        s = torch.tensor(std, dtype=torch.float32)
+        if m.numel() not in (1, c) or s.numel() != m.numel():
+            raise ValueError(f"normalisation has {m.numel()} channels, images have {c}")
+        self.raw, self.mean, self.std, self._dtype = raw, tuple(mean), tuple(std), dtype
+        # (x - 255 mean) / (255 std) == (x / 255 - mean) / std, as the whole-split conversion did
+        self._m = (m.view(-1, 1, 1) * 255.0).to(raw.device)
+        self._s = (s.view(-1, 1, 1) * 255.0).to(raw.device)
+
+    @property
+    def shape(self) -> torch.Size:
+        if self.rows is None:
+            return self.raw.shape
+        return torch.Size((len(self.rows), *self.raw.shape[1:]))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.raw.device
+
+    def dim(self) -> int:
+        return 4
+
+    def size(self, d: int | None = None):
+        return self.shape if d is None else self.shape[d]
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _index(self, idx):
+        if isinstance(idx, Tensor):
+            idx = idx.to(self.raw.device)
+        if self.rows is None:
+            return idx
+        if isinstance(idx, int):
+            idx = range(len(self))[idx]  # negative and out-of-range ints as a tensor's
+        return self.rows[idx]
+
+    def __getitem__(self, idx) -> Tensor:
+        if isinstance(idx, tuple):  # rows first, then the other axes of those rows
+            rows = self[idx[0]]
+            rest = idx[1:] if isinstance(idx[0], int) else (slice(None), *idx[1:])
+            return rows[rest]
+        x = self.raw[self._index(idx)].to(torch.float32).sub_(self._m).div_(self._s)
+        return x if self._dtype == torch.float32 else x.to(self._dtype)
+
+    def subset(self, idx) -> Pixels:
+        """The rows ``idx``: an index into the same 8-bit pixels (no copy)."""
+        rows = self._index(idx)
+        if isinstance(rows, slice) or not isinstance(rows, Tensor):
+            rows = torch.arange(len(self), device=self.raw.device)[rows]
+        return Pixels(self.raw, self.mean, self.std, self._dtype, rows.reshape(-1))
+
+    def to(self, device=None, dtype=None) -> Pixels:
+        rows = None if self.rows is None else self.rows.to(device)
+        return Pixels(self.raw.to(device), self.mean, self.std, dtype or self._dtype, rows)
+
+    def materialize(self) -> Tensor:
+        """All rows as floats (mind the memory)."""
+        return self[:]
+
+    def __repr__(self) -> str:
+        return f"Pixels(shape={tuple(self.shape)}, dtype={self.dtype})"
+
+
+def subset(x, idx):
+    """Rows ``idx`` of a split's ``x``, kept lazy when it is (:class:`Pixels`, embedded tokens)."""
+    take = getattr(x, "subset", None)
+    return take(idx) if take is not None else x[idx]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softdistill.data import DataError, Dataset, DatasetInfo, Split, normalise, register
+from softdistill.data import DataError, Dataset, DatasetInfo, Pixels, Split, normalise, register
 from softdistill.data.formats import (
     CACHE_VERSION,
     cached_arrays,
@@ -113,8 +113,9 @@ def load_digits(data_dir: Path | None = None, *, name: str = "digits", test_frac
 def to_split(x: np.ndarray, y: np.ndarray, mean, std) -> Split:
     """``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` pixels -> a normalised ``Split``.
 
-    ``uint8`` pixels are scaled by 1/255, floats are taken as already in [0, 1]. Works in place
-    after one float conversion, so a 50,000-image CIFAR split costs one float copy.
+    ``uint8`` pixels stay 8-bit (:class:`~softdistill.data.Pixels`, normalised as rows are
+    read: a quarter of the memory); floats are taken as already in [0, 1] and normalised in place
+    after one float conversion.
     """
     t = torch.from_numpy(np.ascontiguousarray(x))
     scale = 255.0 if t.dtype == torch.uint8 else 1.0
@@ -122,14 +123,17 @@ def to_split(x: np.ndarray, y: np.ndarray, mean, std) -> Split:
         t = t.unsqueeze(1)
     elif t.dim() == 4 and t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):  # NHWC -> NCHW
         t = t.permute(0, 3, 1, 2)
+    labels = torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1))
+    if t.dtype == torch.uint8:  # kept as 8-bit pixels, normalised as rows are read
+        return Split(Pixels(t.contiguous(), tuple(mean), tuple(std)), labels)
     t = t.to(torch.float32, memory_format=torch.contiguous_format).contiguous()
     c = t.shape[1]
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * scale
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * scale
     if m.shape[1] not in (1, c):
         raise ValueError(f"normalisation has {m.shape[1]} channels, images have {c}")
-    t.sub_(m).div_(s)  # (x / scale - mean) / std == (x - scale * mean) / (scale * std)
-    return Split(t, torch.from_numpy(np.asarray(y).astype(np.int64).reshape(-1)))
+    t.sub_(m).div_(s)
+    return Split(t, labels)
 
 
 # ----------------------------------------------------------------------------- sources

@@ -296,6 +296,12 @@ class EmbeddedTokens:
             idx = idx.to(self.ids.device)
         return F.embedding(self.ids[idx].long(), self.table)
 
+    def subset(self, idx) -> EmbeddedTokens:
+        """The rows ``idx``, still as token ids."""
+        if isinstance(idx, Tensor):
+            idx = idx.to(self.ids.device)
+        return EmbeddedTokens(self.ids[idx], self.table)
+
     def to(self, device=None, dtype=None) -> EmbeddedTokens:
         return EmbeddedTokens(self.ids.to(device), self.table.to(device=device, dtype=dtype))
 
