@@ -92,7 +92,9 @@ class Config:
     n_nets: int = 1  # inner networks per outer step (gradients averaged over all processes)
     outer_steps: int = 1000  # outer (Adam) steps: learning-rate updates of the synthetic set
     batch_size: int = 1024  # real examples per outer step
-    lr: float = 0.01  # Adam learning rate of the outer loop (betas 0.5, 0.999)
+    lr: float = 0.01  # Adam learning rate of the outer loop
+    adam_beta1: float = 0.5  # Adam's beta1 (momentum) of the outer loop; 0.5 as the original
+    #                          code (beta2 0.999)
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
     decay_factor: float = 0.5  # factor of the outer lr decay, in (0, 1]
     lr_factor_labels: float = 1.0  # outer lr of the label parameters, as a multiple of lr
@@ -430,6 +432,8 @@ class Config:
                 "patience and stop_at_val_acc stop on the held-out accuracy: set val_size > 0 "
                 "(held-out training examples) and eval_every > 0"
             )
+        if not 0 <= self.adam_beta1 < 1:
+            raise ConfigError(f"adam_beta1 must be in [0, 1), got {self.adam_beta1}")
         for key in ("lr_factor_labels", "lr_factor_lrs"):
             if not getattr(self, key) > 0:
                 raise ConfigError(f"{key} must be > 0, got {getattr(self, key)}")

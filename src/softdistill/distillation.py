@@ -385,7 +385,7 @@ def distill(
     # returned instead of the last iterate when ema_decay > 0.
     syn_ema = copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None
     result_syn = syn_ema if syn_ema is not None else syn  # what is evaluated and returned
-    opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(0.5, 0.999))
+    opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999))
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
