@@ -187,11 +187,11 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
     run = out_dir / f"{preset}_seed{seed}"
     cmd = [
         "softdistill", "distill", "--config", f"configs/{preset}.yaml", "--data-dir", "DATA",
-        "--out", f"{out_dir.name}/{run.name}", "--seed", str(seed), *extra,
+        "--out", f"OUT_DIR/{run.name}", "--seed", str(seed), *extra,
     ]  # fmt: skip
     argv = [sys.executable, "-m", "softdistill", *cmd[1:]]
     argv[argv.index("DATA")] = data
-    argv[argv.index(f"{out_dir.name}/{run.name}")] = str(run)
+    argv[argv.index(f"OUT_DIR/{run.name}")] = str(run)
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -241,8 +241,8 @@ def runs_table(rows: list[dict]) -> list[str]:
         "work after the loop.",
         "",
         "| preset | seed | final | target | first at target (step, s) | steps | wall s | s/step "
-        "| CPU s/step | peak RSS MB | threads | after loop s |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| CPU s/step | peak RSS MB | threads | runs at once | after loop s |",
+        "| --- " + "| ---: " * 12 + "|",
     ]
     for r in rows:
         first = (
@@ -255,9 +255,9 @@ def runs_table(rows: list[dict]) -> list[str]:
             f"| {r['preset']} | {r['seed']} | {100 * r['final_acc']:.2f} | {target} | {first} | "
             f"{r['outer_steps']} | {r['wall_s']:.0f} | {r['s_per_step']:.3f} | "
             f"{r['cpu_s_per_step']:.3f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
-            f"{r['after_loop_s']:.1f} |"
+            f"{r.get('jobs_at_once', 1)} | {r['after_loop_s']:.1f} |"
         )
-    lines += ["", "Commands (`DATA`: the data folder):", ""]
+    lines += ["", "Commands (`DATA`: the data folder, `OUT_DIR`: `--out-dir`):", ""]
     lines += [f"    {r['command']}" for r in rows]
     return lines
 
@@ -272,6 +272,9 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=["mnist_lenet_fixed_10"])
     ap.add_argument("--seeds", nargs="+", type=int, default=[0])
     ap.add_argument("--out-dir", default="runs/time_to_accuracy", help="run folders (OUT_DIR)")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="runs at once (each gets CPUs / jobs threads)"
+    )
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more CLI flags")
     ap.add_argument("--out", default=str(RESULTS / "time_to_accuracy"))
     args = ap.parse_args()
@@ -287,13 +290,24 @@ def main() -> None:
         result["per_step"] = per_step(args.batch, args.rounds, args.steps)
         result["machine"] = machine_line()
     if args.runs:
+        from concurrent.futures import ThreadPoolExecutor
+
         out_dir = Path(args.out_dir)
         done = {(r["preset"], r["seed"]): r for r in result.get("runs", [])}
-        for preset in args.presets:
-            for seed in args.seeds:
-                row = run_preset(preset, seed, args.runs, out_dir, args.extra)
-                print(json.dumps(row), flush=True)
-                done[(preset, seed)] = row
+        jobs = [(p, s) for p in args.presets for s in args.seeds]
+        extra = list(args.extra)
+        if args.jobs > 1 and "--threads" not in extra:  # share the CPUs between the runs
+            extra += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
+
+        def one(job):
+            row = run_preset(*job, args.runs, out_dir, extra)
+            row["jobs_at_once"] = args.jobs
+            print(json.dumps(row), flush=True)
+            return row
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for row in pool.map(one, jobs):
+                done[(row["preset"], row["seed"])] = row
         result["runs"] = list(done.values())
     lines = ["# Time to accuracy", "", result["machine"] + ".", ""]
     regen = "python benchmarks/time_to_accuracy.py --per-step"
