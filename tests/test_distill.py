@@ -274,3 +274,13 @@ def test_outer_chunk_changes_only_rounding_and_defaults_to_256_on_a_cpu(caplog):
         assert (a - b).norm() <= 1e-10 * b.norm()
     with pytest.raises(ConfigError, match="outer_chunk must be >= 0"):
         Config(outer_chunk=-1).validate()
+
+
+def test_adam_beta1_is_the_outer_momentum():
+    cfg, data, model = _setup(outer_steps=4)
+    assert cfg.adam_beta1 == 0.5  # the original code's betas (0.5, 0.999)
+    a = distill(cfg, data, model).syn.x_syn
+    b = distill(cfg.replace(adam_beta1=0.9), data, model).syn.x_syn
+    assert not torch.equal(a, b)
+    with pytest.raises(ConfigError, match=r"adam_beta1 must be in \[0, 1\)"):
+        Config(adam_beta1=1.0).validate()
