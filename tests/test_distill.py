@@ -284,3 +284,19 @@ def test_adam_beta1_is_the_outer_momentum():
     assert not torch.equal(a, b)
     with pytest.raises(ConfigError, match=r"adam_beta1 must be in \[0, 1\)"):
         Config(adam_beta1=1.0).validate()
+
+
+def test_clip_ratio_clips_large_hypergradients_and_resumes_exactly(tmp_path):
+    cfg, data, model = _setup(outer_steps=6, clip_ratio=1.0)
+    full = distill(cfg, data, model, run_dir=tmp_path / "a")
+    plain = distill(cfg.replace(clip_ratio=0.0), data, model)
+    assert not torch.equal(full.syn.x_syn, plain.syn.x_syn)
+    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["clipped"] == 0 and records[-1]["clipped"] >= 1  # ratio 1: often
+    distill(cfg.replace(outer_steps=4), data, model, run_dir=tmp_path / "b")
+    resumed = distill(cfg, data, model, run_dir=tmp_path / "b", resume=True)
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)
+    for bad in (-1.0, 0.5):
+        with pytest.raises(ConfigError, match="clip_ratio must be 0"):
+            Config(clip_ratio=bad).validate()

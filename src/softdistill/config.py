@@ -108,6 +108,8 @@ class Config:
     hypergrad: str = "auto"  # auto (autograd when the inner graph is small, else reverse),
     #                          reverse (memory-lean, exact) or autograd (reference), both exact;
     #                          truncated or random_truncated (RaT-BPTT), approximate
+    clip_ratio: float = 0.0  # > 0: clip the hypergradient's norm at this multiple of the
+    #                          running mean of earlier norms (0: off, the original method)
     ema_decay: float = 0.0  # > 0: evaluate/save an exponential moving average of the set (Polyak)
     input_noise: float = 0.0  # > 0: std of Gaussian noise added to x_syn for each outer step's
     #                           hypergradient (favours sets that small changes do not break)
@@ -432,6 +434,8 @@ class Config:
                 "patience and stop_at_val_acc stop on the held-out accuracy: set val_size > 0 "
                 "(held-out training examples) and eval_every > 0"
             )
+        if self.clip_ratio < 0 or 0 < self.clip_ratio < 1:
+            raise ConfigError(f"clip_ratio must be 0 (off) or >= 1, got {self.clip_ratio}")
         if not 0 <= self.adam_beta1 < 1:
             raise ConfigError(f"adam_beta1 must be in [0, 1), got {self.adam_beta1}")
         for key in ("lr_factor_labels", "lr_factor_lrs"):

@@ -392,6 +392,7 @@ def distill(
     metrics_path = run_dir / io.METRICS if run_dir and main else None
     snapshot_every = cfg.snapshot_interval if run_dir and main else 0
 
+    clip: dict[str, Any] = {"mean": None, "count": 0}  # clip_ratio: running mean gradient norm
     # val_size: the best set so far on the held-out examples (rank 0)
     best: dict[str, Any] = {"step": None, "acc": -math.inf, "syn": None}
     start, elapsed = 0, 0.0
@@ -413,6 +414,8 @@ def distill(
             noise.set_state(state["noise"])
         if "best" in state:
             best = state["best"]
+        if "clip" in state:
+            clip = state["clip"]
         start, elapsed = int(state["step"]), float(state["seconds"])
         _truncate_metrics(metrics_path, start)
         if main:
@@ -450,6 +453,7 @@ def distill(
             "truncation": truncation.get_state(),
             "noise": noise.get_state(),
             "best": best,
+            "clip": clip,
         }
         if syn_ema is not None:
             state["syn_ema"] = syn_ema.state_dict()
@@ -486,6 +490,21 @@ def distill(
                 + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr}; the original "
                 "code's distill_lr)."
             )
+        if cfg.clip_ratio:
+            # clip the hypergradient's norm at clip_ratio x the running mean of earlier norms
+            # (each taken clipped): a rare huge gradient would otherwise move Adam up to
+            # ~1 / sqrt(1 - beta2) times its usual step
+            typical = clip["mean"]
+            if typical is not None and grad_norm_value > cfg.clip_ratio * typical:
+                scale = cfg.clip_ratio * typical / grad_norm_value
+                grads = [g * scale for g in grads]
+                clip["count"] += 1
+            kept = (
+                grad_norm_value
+                if typical is None
+                else min(grad_norm_value, cfg.clip_ratio * typical)
+            )
+            clip["mean"] = kept if typical is None else 0.99 * typical + 0.01 * kept
         for p, g in zip(leaves, grads):
             p.grad = g
         opt.step()
@@ -533,6 +552,8 @@ def distill(
             }
             if "n_steps" in options:
                 record["n_steps"] = options["n_steps"]
+            if cfg.clip_ratio:
+                record["clipped"] = clip["count"]  # outer steps clipped so far
             if want_eval:
                 acc = EvalResult([accuracy(model, p, test) for p in trained]).mean
                 record["test_acc"] = info["test_acc"] = acc
