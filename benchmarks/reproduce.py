@@ -38,6 +38,7 @@ DD = "Wang et al. 2018"  # Dataset Distillation (hard labels), project page / RE
 SL = "Sucholutsky & Schonlau"  # Soft-Label Dataset Distillation (abstract / README)
 PUBLISHED = {
     "mnist_lenet_fixed_10": (">96", SL),
+    "mnist_lenet_fixed_10_long": (">96", SL),
     "mnist_lenet_fixed_10_hard": ("93.8", DD),
     "mnist_lenet_fixed_5": ("≈92", SL),
     "mnist_lenet_random_100_hard": ("79.5 ± 8.1", DD),
