@@ -140,9 +140,19 @@ def average_set(
     xs = []
     for c in classes:
         pool = _class_pool(train, c, 1).to(train.x.device)
-        mean = train.x[pool].double().mean(0).to(train.x.dtype)  # float64 sum: no drift
+        mean = _mean_of(train, pool)
         xs.append(mean.expand(per_class * n_batches, *mean.shape))
     return _layout("average", xs, classes, per_class, n_batches, n_classes)
+
+
+def _mean_of(train: Split, idx: Tensor, chunk: int = 1024) -> Tensor:
+    """The mean of the examples ``idx``, summed in float64 (no drift) a chunk at a time (only
+    one chunk of the class is ever materialised)."""
+    total = None
+    for i in range(0, len(idx), chunk):
+        part = train.x[idx[i : i + chunk]].double().sum(0)
+        total = part if total is None else total + part
+    return (total / len(idx)).to(train.x.dtype)
 
 
 def kmeans_set(
