@@ -144,3 +144,9 @@ def test_passes_become_steps():
     assert cfg.outer_epochs is None and len(notes) == 3 and "3 steps per pass" in notes[0]
     with pytest.raises(ConfigError, match="outer_epochs must be a positive integer"):
         Config(outer_epochs=0).validate()
+
+
+def test_baselines_none_or_empty_means_no_baselines():
+    assert Config(baselines=["none"]).validate().baselines == []
+    assert Config.from_dict({"baselines": [""]}).baselines == []
+    assert Config(baselines=["random", "none"]).baselines == ["random"]

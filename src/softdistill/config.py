@@ -142,7 +142,7 @@ class Config:
 
     # --- baselines
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))  # real-data
-    #   baselines beside the synthetic set: random, kmeans, average, knn
+    #   baselines beside the synthetic set: random, kmeans, average, knn (none: no baselines)
     baseline_lr: str | float = "tuned"  # lrs of the baseline steps: tuned (best of
     #   baseline_lrs on training data), learned (the run's lrs), or a number (one fixed lr)
     baseline_lrs: list[float] = field(default_factory=lambda: list(DEFAULT_BASELINE_LRS))  # grid
@@ -196,6 +196,10 @@ class Config:
             if coerced is not value:
                 object.__setattr__(self, f.name, coerced)
         self._normalise_names()
+        if any(b in ("", "none") for b in self.baselines):  # --baselines none / "": no baselines
+            object.__setattr__(
+                self, "baselines", [b for b in self.baselines if b not in ("", "none")]
+            )
 
     def _normalise_names(self) -> None:
         """Dataset and arch names as the original code spells them too (``MNIST``, ``LeNet``,
