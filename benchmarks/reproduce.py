@@ -8,7 +8,7 @@ For each preset (a config file ``configs/<setting>.yaml``) this runs the documen
 setting, published number, ours (mean ± std over the evaluation nets), the real-data baselines
 of ``eval.json``, outer steps, wall time and seconds per outer step.
 
-    python benchmarks/reproduce.py 'mnist_lenet_fixed_*' --data-dir ../shared/data
+    python benchmarks/reproduce.py 'mnist_lenet_fixed_*' --data-dir DATA
     python benchmarks/reproduce.py --list
     make reproduce PRESETS='mnist_lenet_fixed_5 mnist_lenet_fixed_10_hard'
 
