@@ -77,7 +77,7 @@ def _setting(label, changes, data, model, batch, rounds, steps, g) -> dict:
     import torch.nn.functional as F
 
     from softdistill.config import Config
-    from softdistill.core import forward
+    from softdistill.core import forward, soft_cross_entropy
     from softdistill.distillation import distill, make_synthetic
     from softdistill.models import init_params
     from softdistill.nets import stream
@@ -104,7 +104,7 @@ def _setting(label, changes, data, model, batch, rounds, steps, g) -> dict:
         for t in range(syn.n_steps):
             p = {k: v.detach().requires_grad_(True) for k, v in params0.items()}
             x, y, eta = syn.step(t)
-            inner_loss = -(y * F.log_softmax(forward(model, p, x), -1)).sum(-1).mean()
+            inner_loss = soft_cross_entropy(forward(model, p, x), y)
             grads = torch.autograd.grad(inner_loss, tuple(p.values()), create_graph=True)
             s = -eta * sum((gk * gk.detach()).sum() for gk in grads)
             torch.autograd.grad(s, (*p.values(), *leaves), allow_unused=True)

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-Params = dict[str, Tensor]
+from softdistill.typing import Params
 
 __all__ = ["LABEL_MODES", "ChunkedLoss", "loss_and_grad", "soft_cross_entropy", "label_vector"]
 
