@@ -219,7 +219,7 @@ def test_readme_mnist_line_is_the_ten_image_preset():
             dict(
                 dataset="trec6",
                 arch="textlstm",
-                arch_args={"hidden": 100, "layers": 2},
+                arch_args={"hidden": 100, "layers": 2, "readout": "last"},
                 n_epochs=2,
                 init_lr=1.5,
                 lr=0.1,
@@ -236,7 +236,7 @@ def test_readme_mnist_line_is_the_ten_image_preset():
             TEXT_SST5_RNN,
             dict(
                 arch="textrnn",
-                arch_args={"hidden": 100, "layers": 2},
+                arch_args={"hidden": 100, "layers": 2, "readout": "last"},
                 n_epochs=1,
                 init_lr=0.5,
                 outer_epochs=140,

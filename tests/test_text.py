@@ -277,13 +277,8 @@ def test_text_model_rejects_images():
         build("textlstm", (1, 28, 28), 10)
 
 
-def test_lstm_matches_torch_lstm():
-    """Our plain-op BiLSTM computes exactly torch.nn.LSTM (two biases summed into one)."""
-    from softdistill.models.text import BiRecurrent
-
-    torch.manual_seed(0)
-    ref = torch.nn.LSTM(4, 3, 2, bidirectional=True, batch_first=True).double()
-    ours = BiRecurrent(4, 3, 2, "lstm").double()
+def _copy_torch_lstm(ref, ours):
+    """Copy the weights of a bidirectional ``torch.nn.LSTM`` into our ``BiRecurrent``."""
     with torch.no_grad():
         for i, layer in enumerate(ours.layers):
             for suffix in ("", "_reverse"):
@@ -298,8 +293,36 @@ def test_lstm_matches_torch_lstm():
                     w = getattr(ref, name + r)
                     i_, f_, g_, o_ = w.chunk(4)
                     getattr(layer, name + suffix).copy_(torch.cat([i_, f_, o_, g_]))
+
+
+def test_lstm_matches_torch_lstm():
+    """Our plain-op BiLSTM computes exactly torch.nn.LSTM (two biases summed into one)."""
+    from softdistill.models.text import BiRecurrent
+
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(4, 3, 2, bidirectional=True, batch_first=True).double()
+    ours = BiRecurrent(4, 3, 2, "lstm").double()
+    _copy_torch_lstm(ref, ours)
     x = torch.randn(2, 5, 4, dtype=torch.float64)
     torch.testing.assert_close(ours(x), ref(x)[0], rtol=1e-12, atol=1e-12)
+
+
+def test_last_readout_classifies_torch_lstms_final_hidden_states():
+    """readout="last" reads h_n of the top layer (forward, then backward), as the original's
+    TextLSTM2: ``fc(cat(hidden[-2], hidden[-1]))``; ``max`` (the default) is another function."""
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(4, 3, 2, bidirectional=True, batch_first=True).double()
+    last = build("textlstm", (5, 4), 6, hidden=3, layers=2, readout="last").double()
+    _copy_torch_lstm(ref, last.rnn)
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    _, (h_n, _) = ref(x)
+    expected = last.classifier(torch.cat([h_n[-2], h_n[-1]], dim=1))
+    torch.testing.assert_close(last(x), expected, rtol=1e-12, atol=1e-12)
+    peak = build("textlstm", (5, 4), 6, hidden=3, layers=2).double()
+    peak.load_state_dict(last.state_dict())
+    assert not torch.allclose(peak(x), last(x))
+    with pytest.raises(ValueError, match="unknown readout 'mean'"):
+        build("textrnn", (5, 4), 6, readout="mean")
 
 
 def _text_problem(arch, seed=0, maxlen=6, dim=4, device="cpu", **arch_args):
@@ -479,19 +502,24 @@ def test_text_hypergradient_on_cuda_matches_cpu(arch):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-8, atol=1e-10)
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        "trec6_bilstm_fixed_6",
-        "trec6_bilstm_fixed_120",
-        "sst5_birnn_fixed_5",
-        "sst5_birnn_fixed_100",
-        "imdb_textconvnet_fixed_20",
-        "imdb_textconvnet_random_20",
-    ],
-)
+def _reproduce_text_rows():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / "reproduce_text.py"
+    spec = importlib.util.spec_from_file_location("reproduce_text", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+REPRODUCE_TEXT = _reproduce_text_rows()
+
+
+@pytest.mark.parametrize("row", list(REPRODUCE_TEXT.ROWS))
 def test_text_reproduction_configs_are_valid(row):
-    """Each reproduction row's config file parses, validates, and describes its setting."""
+    """Each reproduction row's config file parses, validates, and describes its setting; its
+    published number is the preset's published_acc."""
     from pathlib import Path
 
     from softdistill.config import Config
@@ -500,14 +528,31 @@ def test_text_reproduction_configs_are_valid(row):
     dataset, arch, nets, n = row.split("_")
     assert cfg.dataset == dataset and cfg.nets == nets
     assert cfg.arch == {"bilstm": "textlstm", "birnn": "textrnn"}.get(arch, arch)
-    n_classes = {"trec6": 6, "sst5": 5, "imdb": 2}[dataset]
+    n_classes = {"trec6": 6, "trec50": 50, "sst5": 5, "imdb": 2}[dataset]
     assert cfg.per_class * n_classes * cfg.n_batches == int(n)
-    assert cfg.embeddings.startswith("glove:")
+    assert cfg.embeddings.startswith(("glove:", "glove6b"))
+    published = REPRODUCE_TEXT.ROWS[row]["published"]
+    if published is not None:
+        assert cfg.published_acc == pytest.approx(published / 100)
     model = build(cfg.arch, (cfg.maxlen, 100), n_classes, **cfg.arch_args)
     assert forward(model, init_params(model), torch.zeros(1, cfg.maxlen, 100)).shape == (
         1,
         n_classes,
     )
+
+
+def test_reproduce_text_run_names_round_trip():
+    """Run folders ``ROW[-TAG][-sN]`` parse back into (row, tag, seed), also where one row's
+    name is a prefix of another's (imdb_..._2 and imdb_..._20)."""
+    for name, want in [
+        ("trec6_bilstm_fixed_6", ("trec6_bilstm_fixed_6", "", 0)),
+        ("trec6_bilstm_fixed_6-s1", ("trec6_bilstm_fixed_6", "", 1)),
+        ("trec6_bilstm_fixed_6-max-s2", ("trec6_bilstm_fixed_6", "max", 2)),
+        ("imdb_textconvnet_fixed_20-600steps", ("imdb_textconvnet_fixed_20", "600steps", 0)),
+        ("imdb_textconvnet_fixed_2-s3", ("imdb_textconvnet_fixed_2", "", 3)),
+    ]:
+        assert REPRODUCE_TEXT.split_name(name) == want
+        assert REPRODUCE_TEXT.run_name(*want) == name
 
 
 def test_tsv_header_row_is_skipped_and_odd_labels_are_refused(tmp_path, caplog):

@@ -95,20 +95,21 @@ ARCH_ALIASES: dict[str, tuple[str, dict, str]] = {
     ),
     "textlstm2": (
         "textlstm",
-        {"hidden": 100, "layers": 2},
-        "the same sizes: 2 bidirectional LSTM layers of 100 units; ours reads out the max over "
-        "time instead of the last hidden states",
+        {"hidden": 100, "layers": 2, "readout": "last"},
+        "the same network: 2 bidirectional LSTM layers of 100 units, classified from the last "
+        "hidden states",
     ),
     "textrnn1": (
         "textrnn",
-        {"hidden": 100, "layers": 2},
-        "the same sizes: 2 bidirectional tanh-RNN layers of 100 units; ours reads out the max "
-        "over time instead of the last hidden states",
+        {"hidden": 100, "layers": 2, "readout": "last"},
+        "the same network: 2 bidirectional tanh-RNN layers of 100 units, classified from the "
+        "last hidden states",
     ),
     "textrnn2": (
         "textrnn",
-        {"hidden": 100, "layers": 1},
-        "1 layer of 100 units as the original, but bidirectional (ours always is)",
+        {"hidden": 100, "layers": 1, "readout": "last"},
+        "1 layer of 100 units read out at its last hidden state as the original, but "
+        "bidirectional (ours always is)",
     ),
     "textlstm1": (
         "textlstm",

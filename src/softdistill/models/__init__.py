@@ -104,15 +104,15 @@ def _textconvnet(sample_shape, n_classes, widths=(3, 4, 5), maps=100):
 
 
 @register("textlstm")
-def _textlstm(sample_shape, n_classes, hidden=100, layers=2):
+def _textlstm(sample_shape, n_classes, hidden=100, layers=2, readout="max"):
     maxlen, dim = _text_shape("textlstm", sample_shape)
-    return TextLSTM(maxlen, dim, n_classes, hidden=hidden, layers=layers)
+    return TextLSTM(maxlen, dim, n_classes, hidden=hidden, layers=layers, readout=readout)
 
 
 @register("textrnn")
-def _textrnn(sample_shape, n_classes, hidden=100, layers=2):
+def _textrnn(sample_shape, n_classes, hidden=100, layers=2, readout="max"):
     maxlen, dim = _text_shape("textrnn", sample_shape)
-    return TextRNN(maxlen, dim, n_classes, hidden=hidden, layers=layers)
+    return TextRNN(maxlen, dim, n_classes, hidden=hidden, layers=layers, readout=readout)
 
 
 @register("texttransformer")

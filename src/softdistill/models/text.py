@@ -131,30 +131,52 @@ class BiRecurrent(nn.Module):
         return x
 
 
+READOUTS = ("max", "last")
+
+
 class _RecurrentClassifier(nn.Module):
+    """``readout``: ``max`` (the max over time of the top layer's outputs: robust to padding
+    position and length) or ``last`` (the top layer's final hidden states, forward after the last
+    position and backward after the first: ``torch.nn.LSTM``'s ``h_n``, as the original code's
+    TextLSTM2/TextRNN1 classify)."""
+
     cell = "lstm"
 
     def __init__(
-        self, maxlen: int, dim: int, n_classes: int, *, hidden: int = 100, layers: int = 2
+        self,
+        maxlen: int,
+        dim: int,
+        n_classes: int,
+        *,
+        hidden: int = 100,
+        layers: int = 2,
+        readout: str = "max",
     ) -> None:
         super().__init__()
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}; expected one of {', '.join(READOUTS)}")
+        self.readout, self.hidden = readout, hidden
         self.rnn = BiRecurrent(dim, hidden, layers, self.cell)
         self.classifier = nn.Linear(2 * hidden, n_classes)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, L, D)
-        # max over time of the top layer's outputs: robust to padding position and length
-        return self.classifier(self.rnn(x).amax(dim=1))
+        out = self.rnn(x)  # (B, L, 2H), both directions position-aligned
+        if self.readout == "max":
+            return self.classifier(out.amax(dim=1))
+        H = self.hidden
+        return self.classifier(torch.cat([out[:, -1, :H], out[:, 0, H:]], dim=-1))
 
 
 class TextLSTM(_RecurrentClassifier):
-    """Bidirectional LSTM (default 2 layers, hidden 100 per direction), max over time, linear."""
+    """Bidirectional LSTM (default 2 layers, hidden 100 per direction), max over time (or the
+    last hidden states, ``readout="last"``), linear."""
 
     cell = "lstm"
 
 
 class TextRNN(_RecurrentClassifier):
-    """Bidirectional tanh RNN (default 2 layers, hidden 100 per direction), max over time,
-    linear."""
+    """Bidirectional tanh RNN (default 2 layers, hidden 100 per direction), max over time (or the
+    last hidden states, ``readout="last"``), linear."""
 
     cell = "rnn"
 
