@@ -12,8 +12,13 @@ of epochs, accuracy after the last one). Finished parts are kept in the run fold
 
 Usage::
 
-    python benchmarks/reproduce_text.py --data-dir ../shared/data --runs runs/text \\
-        [--rows trec6_bilstm_fixed_6 ...] [--device cpu|cuda] [--table FILE]
+    python benchmarks/reproduce_text.py --data-dir DATA --runs runs/text \\
+        [--rows trec6_bilstm_fixed_6 ...] [--seeds 0 1] [--device cpu|cuda] [--table FILE]
+
+Fixed-init rows run seeds 0 and 1 by default (each seed another fixed init, starting set and
+batch order; the table gives their mean ± std and each value), random-init rows seed 0 (its
+spread is over the preset's unseen evaluation inits). The presets use ``embeddings: glove6b``:
+``pip install 'softdistill[text-glove]'`` first.
 
 ``--smoke`` runs every row for 2 outer steps with a 512-example full-data pass (checks the
 script, not the method). The table goes to ``benchmarks/results/text.md`` by default.
@@ -102,6 +107,10 @@ def row_config(row: str, args, seed: int | None = None) -> Config:
     if seed is not None:
         changes["seed"] = seed
     return Config.from_dict({**cfg.to_dict(), **changes}, source="--set").validate()
+
+
+def default_seeds(row: str) -> list[int]:
+    return [0] if "_random_" in row else [0, 1]
 
 
 def run_name(row: str, tag: str, seed: int) -> str:
@@ -256,9 +265,18 @@ def _mean_std(values: list[float]) -> str:
     return f"{100 * m:.1f} ± {100 * sd:.1f}"
 
 
+def embeddings_label(spec: str) -> str:
+    """``glove6b`` for the package's table, else the file (or model folder) name."""
+    kind, _, path = spec.partition(":")
+    if kind == "glove6b" or not path:
+        return kind if kind == "glove6b" else spec
+    parts = Path(path).parts
+    return f"{kind}:{parts[-2] if kind == 'hf' and parts[-1] == 'model' else parts[-1]}"
+
+
 def row_command(row: str, tag: str, seeds: list[int], sets: list[str]) -> str:
     cmd = f"python benchmarks/reproduce_text.py --data-dir DATA --runs RUNS --rows {row}"
-    if seeds != [0]:
+    if seeds != default_seeds(row):
         cmd += " --seeds " + " ".join(map(str, seeds))
     cmd += "".join(f" --set {s}" for s in sets)
     return cmd + (f" --tag {tag}" if tag else "")
@@ -280,7 +298,7 @@ def table(results: list[dict], args) -> str:
         rs = sorted(rs, key=lambda r: r["seed"])
         first = rs[0]
         proto = first["eval"]["protocol"]
-        emb = str(first["embeddings"]).split("/")[-1]
+        emb = embeddings_label(str(first["embeddings"]))
         pub = ROWS[row]["published"]
         dist = [r["eval"]["distilled"] for r in rs]
         if len(rs) == 1:
@@ -362,8 +380,10 @@ def main() -> int:
         "--seeds",
         type=int,
         nargs="+",
-        default=[0],
-        help="seeds to run per row (folders ROW for seed 0, ROW-sN for seed N)",
+        default=None,
+        help="seeds to run per row (folders ROW for seed 0, ROW-sN for seed N); default 0 and 1 "
+        "for fixed-init rows (each seed another fixed init), 0 for random-init rows (evaluated "
+        "on the preset's test_n_nets unseen inits)",
     )
     p.add_argument(
         "--all-runs",
@@ -372,7 +392,7 @@ def main() -> int:
     )
     args = p.parse_args()
     results = []
-    jobs = [(r, args.tag, s) for r in args.rows for s in args.seeds]
+    jobs = [(r, args.tag, s) for r in args.rows for s in args.seeds or default_seeds(r)]
     if args.all_runs:  # tabulate what is there, running nothing new
         found = {
             split_name(d.name)
