@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from softdistill import io  # noqa: E402
 from softdistill.cli import main as cli_main  # noqa: E402
-from softdistill.config import Config  # noqa: E402
+from softdistill.config import Config, layer_values  # noqa: E402
 from softdistill.data import load_config  # noqa: E402
 from softdistill.distillation import distill  # noqa: E402
 from softdistill.evaluation import train_full  # noqa: E402
@@ -106,7 +106,7 @@ def row_config(row: str, args, seed: int | None = None) -> Config:
         changes[key] = yaml.safe_load(value)
     if seed is not None:
         changes["seed"] = seed
-    return Config.from_dict({**cfg.to_dict(), **changes}, source="--set").validate()
+    return Config.from_dict(layer_values(cfg.to_dict(), changes), source="--set").validate()
 
 
 def default_seeds(row: str) -> list[int]:

@@ -150,3 +150,32 @@ def test_baselines_none_or_empty_means_no_baselines():
     assert Config(baselines=["none"]).validate().baselines == []
     assert Config.from_dict({"baselines": [""]}).baselines == []
     assert Config(baselines=["random", "none"]).baselines == ["random"]
+
+
+def test_a_flag_in_steps_beats_the_files_count_in_passes(tmp_path):
+    """``--outer_steps 6`` over a file with ``outer_epochs: 100`` runs 6 steps (it used to be
+    overwritten by the 100 passes once the data was loaded); the same for the Python API and
+    ``decay_every`` over ``decay_epochs``. A count in passes given last still wins."""
+    from softdistill.api import resolve_config
+    from softdistill.cli import parse_command
+    from softdistill.cli.common import config_from_args
+
+    path = tmp_path / "c.yaml"
+    path.write_text("outer_epochs: 100\ndecay_epochs: 10\nbatch_size: 64\n")
+    args, _ = parse_command(["distill", "--config", str(path), "--outer_steps", "6"])
+    cfg = config_from_args(args)
+    assert (cfg.outer_steps, cfg.outer_epochs, cfg.decay_epochs) == (6, None, 10)
+    cfg = resolve_config(path, outer_steps=6, decay_every=2)
+    assert (cfg.outer_steps, cfg.outer_epochs, cfg.decay_every, cfg.decay_epochs) == (
+        6,
+        None,
+        2,
+        None,
+    )
+    resolved, _ = cfg.resolve_passes(n_train=640)
+    assert (resolved.outer_steps, resolved.decay_every) == (6, 2)
+    path.write_text("outer_steps: 50\n")
+    args, _ = parse_command(["distill", "--config", str(path), "--epochs", "3"])
+    cfg = config_from_args(args)
+    assert cfg.outer_epochs == 3
+    assert cfg.resolve_passes(n_train=1024 * 5)[0].outer_steps == 15

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from softdistill.config import Config, ConfigError
+from softdistill.config import Config, ConfigError, layer_values
 
 __all__ = [
     "RESUMABLE_CHANGES",
@@ -81,7 +81,7 @@ def resolve_config(config: ConfigLike = None, **overrides) -> Config:
     values.pop("config_version", None)
     if overrides:
         source = f"{source} and arguments"
-    return Config.from_dict({**values, **overrides}, source=source).validate()
+    return Config.from_dict(layer_values(values, overrides), source=source).validate()
 
 
 def resolve_device(name: str):

@@ -13,6 +13,7 @@ import importlib.util
 import json
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,23 @@ AMP_MODES = ("off", "bf16")
 # Defaults of list-valued keys (see Config).
 DEFAULT_BASELINES = ("random", "kmeans", "average", "knn")
 DEFAULT_BASELINE_LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
+# counts in passes over the real data (the original code's units) and the key each one sets
+PASS_KEYS = (
+    ("outer_epochs", "outer_steps"),
+    ("decay_epochs", "decay_every"),
+    ("checkpoint_epochs", "checkpoint_every"),
+)
+
+
+def layer_values(values: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with ``changes`` laid over them, where a count in steps of the upper layer
+    (``outer_steps`` ...) replaces the lower layer's count in passes (``outer_epochs`` ...):
+    ``--outer_steps 6`` over a file with ``outer_epochs: 100`` runs 6 steps."""
+    out = {**values, **changes}
+    for passes_key, steps_key in PASS_KEYS:
+        if steps_key in changes and passes_key not in changes:
+            out[passes_key] = None
+    return out
 
 
 @dataclass
@@ -246,11 +264,7 @@ class Config:
         per_pass = math.ceil(n_train / self.batch_size)
         changes: dict[str, Any] = {}
         notes = []
-        for passes_key, steps_key in (
-            ("outer_epochs", "outer_steps"),
-            ("decay_epochs", "decay_every"),
-            ("checkpoint_epochs", "checkpoint_every"),
-        ):
+        for passes_key, steps_key in PASS_KEYS:
             passes = getattr(self, passes_key)
             if passes is None:
                 continue

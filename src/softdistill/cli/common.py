@@ -18,7 +18,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from softdistill.config import Config, ConfigError, coerce_value, describe_type, read_config_file
+from softdistill.config import (
+    Config,
+    ConfigError,
+    coerce_value,
+    describe_type,
+    layer_values,
+    read_config_file,
+)
 
 __all__ = [
     "Progress",
@@ -241,7 +248,7 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
         values.update(read_config_file(args.config))
         values.pop("config_version", None)
     names = set(Config.field_names())
-    values.update({k: v for k, v in vars(args).items() if k in names})
+    values = layer_values(values, {k: v for k, v in vars(args).items() if k in names})
     cfg = Config.from_dict(values, source=getattr(args, "config", None) or "flags")
     return cfg.validate()
 
