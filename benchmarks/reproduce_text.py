@@ -332,12 +332,21 @@ def table(results: list[dict], args) -> str:
             f"`{row_command(row, tag, [r['seed'] for r in rs], overrides)}`",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    done = {row for row, _ in groups}
+    for row in ROWS if args.all_runs else ():  # every row has a line: say which did not run
+        if row not in done:
+            pub = ROWS[row]["published"]
+            cells = [ROWS[row]["label"], "—", "—", "—", f"{pub:.1f}" if pub else "—"]
+            cells += ["not run (no finished run folder)"] + ["—"] * (len(head) - 7)
+            cells.append(f"`{row_command(row, '', default_seeds(row), [])}`")
+            lines.append("| " + " | ".join(cells) + " |")
     machine = (
         f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
     if args.device.startswith("cuda") and torch.cuda.is_available():
         machine += f", {torch.cuda.get_device_name()}"
-    cmd = "python benchmarks/reproduce_text.py " + " ".join(sys.argv[1:])
+    argv = ["DATA" if a == args.data_dir else a for a in sys.argv[1:]]  # no machine paths
+    cmd = "python benchmarks/reproduce_text.py " + " ".join(argv)
     return (
         "# Text distillation: reproduction rows\n\n"
         f"Command: `{cmd}`  \nDevice: {args.device} ({machine}).  \n"
