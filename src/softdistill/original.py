@@ -113,9 +113,9 @@ ARCH_ALIASES: dict[str, tuple[str, dict, str]] = {
     ),
     "textlstm1": (
         "textlstm",
-        {"hidden": 10, "layers": 1},
-        "1 LSTM layer of 10 units as the original, but bidirectional and without its "
-        "convolution + max-pool front end",
+        {"hidden": 10, "layers": 1, "readout": "last"},
+        "1 LSTM layer of 10 units read out at its last hidden state as the original, but "
+        "bidirectional and without its convolution + max-pool front end",
     ),
     "transformer1": (
         "texttransformer",
