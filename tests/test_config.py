@@ -131,7 +131,8 @@ def test_original_names_match_case_insensitively():
     cfg = Config(dataset="Cifar10", arch="AlexCifarNet").validate()
     assert (cfg.dataset, cfg.arch) == ("cifar10", "alexcifarnet")
     cfg = Config(dataset="trec6", arch="TextLSTM1", arch_args={"hidden": 20}).validate()
-    assert cfg.arch == "textlstm" and cfg.arch_args == {"hidden": 20, "layers": 1}
+    assert cfg.arch == "textlstm"
+    assert cfg.arch_args == {"hidden": 20, "layers": 1, "readout": "last"}  # given ones win
     assert Config(dataset="FashionMNIST").dataset == "fashion_mnist"
     assert Config(dataset="folder:My/Images").dataset == "folder:My/Images"  # paths keep case
 
