@@ -126,8 +126,6 @@ def split_name(name: str) -> tuple[str, str, int]:
     head, _, last = rest.rpartition("-")
     if last.startswith("s") and last[1:].isdigit():
         rest, seed = head, int(last[1:])
-    elif rest.startswith("s") and rest[1:].isdigit():
-        rest, seed = "", int(rest[1:])
     return row, rest, seed
 
 
@@ -268,8 +266,10 @@ def _mean_std(values: list[float]) -> str:
 def embeddings_label(spec: str) -> str:
     """``glove6b`` for the package's table, else the file (or model folder) name."""
     kind, _, path = spec.partition(":")
-    if kind == "glove6b" or not path:
-        return kind if kind == "glove6b" else spec
+    if kind == "glove6b":
+        return kind
+    if not path:
+        return spec
     parts = Path(path).parts
     return f"{kind}:{parts[-2] if kind == 'hf' and parts[-1] == 'model' else parts[-1]}"
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -58,3 +61,12 @@ def make_pool(path, data: Dataset, arch_args=None, n_nets: int = 3, split: str =
     model = build("mlp", data.sample_shape, data.n_classes, **arch_args)
     train_pool(cfg, data, model, path)
     return write_manifest(cfg, data, path)
+
+
+def benchmark_module(name: str):
+    """The script ``benchmarks/<name>.py`` imported as a module (benchmarks are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from helpers import benchmark_module
 from softdistill.config import Config, read_config_file
 from softdistill.data.text import TEXT_DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-reproduce = _module("reproduce")
+reproduce = benchmark_module("reproduce")
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.stem)
@@ -107,7 +100,7 @@ def test_gpu_reproduce_runs_on_cpu_with_tiny_settings(tmp_path, monkeypatch):
     y = np.arange(60) % 10
     np.savez(tmp_path / "cifar10.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
     monkeypatch.setenv("SOFTDISTILL_CACHE", str(tmp_path / "cache"))
-    gpu = _module("gpu_reproduce")
+    gpu = benchmark_module("gpu_reproduce")
     tiny = ["batch_size=16", "n_batches=1", "n_epochs=1", "baseline_lrs=0.01"]
     argv = [str(tmp_path / "out"), "--device", "cpu", "--budget", "1", "--probe-steps", "2"]
     argv += ["--data-dir", str(tmp_path), "--baselines", "random"]
@@ -126,7 +119,7 @@ def test_few_steps_real_trains_the_presets_fixed_init(tmp_path):
     cfg = tmp_path / "digits.yaml"
     cfg.write_text("dataset: digits\narch: mlp\nnets: fixed\nn_epochs: 2\n")
     out = tmp_path / "table"
-    mod = _module("few_steps_real")
+    mod = benchmark_module("few_steps_real")
     argv = ["--config", str(cfg), "--examples", "300", "--lrs", "0.0", "0.1"]
     assert mod.main(argv + ["--gains", "1", "0.5", "--adam-steps", "20", "--out", str(out)]) == 0
     rows = json.loads(out.with_suffix(".json").read_text())
@@ -155,7 +148,7 @@ def test_sensitivity_table_of_a_finished_run(tmp_path):
     sd.distill(dataset="digits", arch="mlp", nets="fixed", outer_steps=3, out=str(run))
     out = tmp_path / "table"
     argv = [str(run), "--sigma", "0", "0.5", "--draws", "2", "--out", str(out)]
-    assert _module("sensitivity").main(argv) == 0
+    assert benchmark_module("sensitivity").main(argv) == 0
     result = json.loads(out.with_suffix(".json").read_text())
     rows = result["rows"]
     tensors = ["x_syn", "label_params", "raw_lrs", "all"]

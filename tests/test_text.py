@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import benchmark_module
 from softdistill.cli import main
 from softdistill.core import SyntheticSet, forward, hypergradient, unroll
 from softdistill.data import DataError, load
@@ -502,18 +503,7 @@ def test_text_hypergradient_on_cuda_matches_cpu(arch):
         torch.testing.assert_close(b.cpu(), a, rtol=1e-8, atol=1e-10)
 
 
-def _reproduce_text_rows():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parent.parent / "benchmarks" / "reproduce_text.py"
-    spec = importlib.util.spec_from_file_location("reproduce_text", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-REPRODUCE_TEXT = _reproduce_text_rows()
+REPRODUCE_TEXT = benchmark_module("reproduce_text")
 
 
 @pytest.mark.parametrize("row", list(REPRODUCE_TEXT.ROWS))
