@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-DATA   ?= ../shared/data
+# the datasets' folder (softdistill datasets --help); default: $SOFTDISTILL_DATA
+DATA   ?= $(SOFTDISTILL_DATA)
+NEED_DATA = @test -n "$(DATA)" || (echo "set DATA=FOLDER (the datasets' folder) or SOFTDISTILL_DATA"; exit 2)
 DEST   ?= .devdata
 
-.PHONY: report-shot help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-check gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets gpu-pools clean
+.PHONY: report-shot help venv demo test test-slow lint format check bench bench-scale gpu-bench protocol-table gpu-text reproduce-text text-devdata reproduce gpu-reproduce datasets gpu-pools clean
 
 help:
 	@echo "make demo       distill the embedded digits dataset into runs/demo (< 3 min on 2 cores)"
@@ -76,6 +78,7 @@ gpu-bench:
 	$(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
 
 datasets: $(STAMP)
+	$(NEED_DATA)
 	$(BIN)/softdistill datasets --data-dir $(DATA)
 
 # The papers' image rows from configs/<setting>.yaml; long (see the table's times). Examples:
@@ -83,10 +86,12 @@ datasets: $(STAMP)
 #   make reproduce PRESETS='mnist_*' REPRODUCE_ARGS=--reuse   (re-tabulate finished runs)
 PRESETS ?= mnist_lenet_fixed_10 mnist_lenet_fixed_10_hard mnist_lenet_fixed_5
 reproduce: $(STAMP)
+	$(NEED_DATA)
 	$(BIN)/python benchmarks/reproduce.py $(PRESETS) --data-dir $(DATA) $(REPRODUCE_ARGS)
 
 # CIFAR-10 AlexCifarNet fixed init, 100 soft-label images, cut to ~110 s of distillation on a GPU.
 gpu-reproduce: $(STAMP)
+	$(NEED_DATA)
 	@test -n "$(OUT)" || (echo "usage: make gpu-reproduce OUT=DIR"; exit 2)
 	$(BIN)/python benchmarks/gpu_reproduce.py $(OUT) --data-dir $(DATA) $(GPU_ARGS)
 
@@ -95,20 +100,24 @@ gpu-reproduce: $(STAMP)
 # benchmarks/protocol_table.py (e.g. ARGS="--device cpu --outer-steps 300").
 PROTOCOL_OUT ?= benchmarks/results/protocol
 protocol-table: $(STAMP)
+	$(NEED_DATA)
 	$(BIN)/python benchmarks/protocol_table.py $(PROTOCOL_OUT) --data-dir $(DATA) \
 	  --config configs/mnist_lenet_fixed_10.yaml --outer-steps 3000 --decay-every 1000 $(ARGS)
 
 reproduce-text: $(STAMP)
+	$(NEED_DATA)
 	$(BIN)/python benchmarks/reproduce_text.py --data-dir $(DATA) --runs runs/text
 
 # All text rows on one CUDA GPU, in parallel, ~3 minutes (per-row time budget; see the script).
 # Writes DIR/runs/<row>/, DIR/logs/ and the table DIR/text_gpu.md.
 gpu-text: $(STAMP)
+	$(NEED_DATA)
 	@test -n "$(OUT)" || (echo "usage: make gpu-text OUT=DIR" && exit 2)
 	PY=$(BIN)/python bash benchmarks/gpu_text.sh $(OUT) $(DATA)
 
-# The text data of the GPU rows, compact enough to carry to a lent GPU machine (IMDB gzipped).
+# The text data of the GPU rows, compact enough to copy to a GPU machine (IMDB gzipped).
 text-devdata:
+	$(NEED_DATA)
 	mkdir -p $(DEST)/text/trec6 $(DEST)/text/sst5 $(DEST)/text/imdb $(DEST)/embeddings
 	cp $(DATA)/text/trec6/train.tsv $(DATA)/text/trec6/test.tsv $(DEST)/text/trec6/
 	cp $(DATA)/text/sst5/train.tsv $(DATA)/text/sst5/test.tsv $(DEST)/text/sst5/
@@ -120,6 +129,7 @@ text-devdata:
 # Pools of pretrained LeNets with the original recipe, then benchmarks/pretrained.py; < 3 min on
 # an H100 is the aim (see benchmarks/gpu_pools.sh). POOLS_ONLY=1 skips the experiments.
 gpu-pools: $(STAMP)
+	$(NEED_DATA)
 	test -n "$(OUT)" || (echo "usage: make gpu-pools OUT=DIR [DATA=...]" && false)
 	PYTHON=$(BIN)/python benchmarks/gpu_pools.sh $(OUT) $(DATA)
 

@@ -10,7 +10,7 @@ IMDB TextConvNet, README); the Adam rows are the same net trained normally, as a
 For a ``nets: random`` preset the init is the first net of its first outer step.
 
     python benchmarks/few_steps_real.py --config configs/imdb_textconvnet_fixed_20.yaml \\
-        --data-dir ../shared/data --out benchmarks/results/few_steps_real_imdb
+        --data-dir DATA --out benchmarks/results/few_steps_real_imdb
 
 Writes ``OUT.md`` and ``OUT.json``.
 """

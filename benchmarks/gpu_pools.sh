@@ -10,7 +10,7 @@
 #     EXPERIMENT_ARGS="--set outer_steps=2 --set batch_size=64" benchmarks/gpu_pools.sh OUT_DIR
 set -euo pipefail
 OUT=${1:?usage: benchmarks/gpu_pools.sh OUT_DIR [DATA_DIR]}
-DATA=${2:-${SOFTDISTILL_DATA:-../shared/data}}
+DATA=${2:-${SOFTDISTILL_DATA:?give DATA_DIR or set SOFTDISTILL_DATA}}
 DEVICE=${DEVICE:-cuda}
 N_TRAIN=${N_TRAIN:-200}
 N_TEST=${N_TEST:-20}

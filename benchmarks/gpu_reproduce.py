@@ -56,7 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=110.0, help="seconds of distillation")
     p.add_argument("--device", default="cuda")
     p.add_argument("--preset", default=PRESET)
-    p.add_argument("--data-dir", default=os.environ.get("SOFTDISTILL_DATA") or "../shared/data")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("SOFTDISTILL_DATA"),
+        required=not os.environ.get("SOFTDISTILL_DATA"),
+        help="the datasets' folder (default: $SOFTDISTILL_DATA)",
+    )
     p.add_argument("--probe-steps", type=int, default=30)
     p.add_argument("--baselines", nargs="+", default=["random", "kmeans"])
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shlex
 import sys
@@ -42,7 +43,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--config", default=None, help="config file of the run to distill")
-    p.add_argument("--data-dir", default="../shared/data")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("SOFTDISTILL_DATA"),
+        required=not os.environ.get("SOFTDISTILL_DATA"),
+        help="the datasets' folder (default: $SOFTDISTILL_DATA)",
+    )
     # Distillation settings: given ones override --config (else the library's defaults).
     for flag in DISTILL_FLAGS:
         p.add_argument(f"--{flag.replace('_', '-')}", dest=flag, default=None)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -368,7 +369,12 @@ def table(results: list[dict], args) -> str:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-dir", default=str(ROOT.parent / "shared" / "data"))
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("SOFTDISTILL_DATA"),
+        required=not os.environ.get("SOFTDISTILL_DATA"),
+        help="the datasets' folder (default: $SOFTDISTILL_DATA)",
+    )
     p.add_argument("--runs", default=str(ROOT / "runs" / "text"), help="run folders")
     p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
     p.add_argument("--device", default="cpu")

@@ -6,7 +6,7 @@ evaluation nets (the fixed init, or ``--nets`` fresh inits). A set whose accurac
 under noise far smaller than its values sits on a sharp ridge of the outer loss, which is why
 its test accuracy swings between evaluations of a run (README, MNIST headline).
 
-    python benchmarks/sensitivity.py RUN_DIR --data-dir ../shared/data
+    python benchmarks/sensitivity.py RUN_DIR --data-dir DATA
     python benchmarks/sensitivity.py RUN_DIR --sigma 0.001 0.003 0.01 --draws 4 --out DIR/name
 
 Writes ``benchmarks/results/sensitivity.md`` and ``.json`` unless ``--out`` says otherwise.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -300,3 +301,42 @@ def test_clip_ratio_clips_large_hypergradients_and_resumes_exactly(tmp_path):
     for bad in (-1.0, 0.5):
         with pytest.raises(ConfigError, match="clip_ratio must be 0"):
             Config(clip_ratio=bad).validate()
+
+
+def test_lr_schedule_cosine_and_warmup_set_the_outer_lr_and_resume_exactly(tmp_path):
+    cfg, data, model = _setup(outer_steps=8, lr=0.04, lr_schedule="cosine", warmup_steps=2)
+    factors = [distill_mod.outer_lr_factor(cfg, s) for s in range(9)]
+    # warm-up (step + 1) / 2 over the first 2 steps, then half a cosine from 1 to 0 over 6
+    cos = [0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(7)]
+    assert factors == pytest.approx([0.5, 1.0] + cos)
+    logged = []
+    full = distill(cfg, data, model, run_dir=tmp_path / "a", on_record=logged.append)
+    # metrics.jsonl's outer_lr: the lr after the step, i.e. the next step's
+    assert [r["outer_lr"] for r in logged] == pytest.approx([0.04 * f for f in factors[1:]])
+    # the original schedule is torch's StepLR, as before; its factors in closed form
+    step = cfg.replace(lr_schedule="step", warmup_steps=0, decay_every=3, decay_factor=0.5)
+    opt = torch.optim.SGD([torch.zeros(1)], lr=1.0)
+    assert isinstance(distill_mod.outer_lr_scheduler(step, opt), torch.optim.lr_scheduler.StepLR)
+    assert [distill_mod.outer_lr_factor(step, s) for s in range(7)] == [
+        1,
+        1,
+        1,
+        0.5,
+        0.5,
+        0.5,
+        0.25,
+    ]
+
+    def interrupt(step, info):
+        if step == 5:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(cfg, data, model, run_dir=tmp_path / "b", progress=interrupt)
+    resumed = distill(cfg, data, model, run_dir=tmp_path / "b", resume=True)  # from step 4
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)
+    with pytest.raises(ConfigError, match="lr_schedule must be one of step, cosine"):
+        Config(lr_schedule="linear").validate()
+    with pytest.raises(ConfigError, match="warmup_steps must be >= 0"):
+        Config(warmup_steps=-1).validate()

@@ -141,13 +141,20 @@ def method_summary(cfg: Config) -> str:
     if cfg.init_labels is not None:
         classes = f"classes {cfg.init_labels}"
     args = f" {cfg.arch_args}" if cfg.arch_args else ""
+    schedule = (
+        "cosine to 0"
+        if cfg.lr_schedule == "cosine"
+        else f"x{cfg.decay_factor:g} every {cfg.decay_every}"
+    )
+    if cfg.warmup_steps:
+        schedule += f", warm-up {cfg.warmup_steps}"
     return (
         f"dataset {cfg.dataset}, arch {cfg.arch}{args} (init {cfg.init}), nets {cfg.nets} "
         f"x {cfg.n_nets}, objective {cfg.objective}; {cfg.per_class} per class of {classes} "
         f"x {cfg.n_batches} batch(es) x {cfg.n_epochs} epoch(s) (T = {cfg.n_steps}), {labels}, "
         f"lrs {'learned' if cfg.learn_lrs else 'fixed'} from {cfg.init_lr:g}, x_init "
         f"{cfg.x_init}{', data frozen' if cfg.freeze_data else ''}; {cfg.outer_steps} outer "
-        f"steps of Adam lr {cfg.lr:g} (x{cfg.decay_factor:g} every {cfg.decay_every}), batch "
+        f"steps of Adam lr {cfg.lr:g} ({schedule}), batch "
         f"{cfg.batch_size}, hypergrad {cfg.hypergrad}, seed {cfg.seed}"
     )
 

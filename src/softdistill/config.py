@@ -39,6 +39,7 @@ CONFIG_VERSION = 1
 # hypergrad choices: the core's methods plus the outer loop's random truncation (RaT-BPTT)
 HYPERGRADS = ("auto", "reverse", "autograd", "truncated", "random_truncated")
 AMP_MODES = ("off", "bf16")
+LR_SCHEDULES = ("step", "cosine")
 
 # Defaults of list-valued keys (see Config).
 DEFAULT_BASELINES = ("random", "kmeans", "average", "knn")
@@ -115,6 +116,10 @@ class Config:
     #                          code (beta2 0.999)
     decay_every: int = 250  # multiply the outer lr by decay_factor every this many steps
     decay_factor: float = 0.5  # factor of the outer lr decay, in (0, 1]
+    lr_schedule: str = "step"  # step (x decay_factor every decay_every steps, the original) or
+    #                            cosine (half a cosine from lr down to 0 at outer_steps)
+    warmup_steps: int = 0  # > 0: the outer lr rises linearly from lr / warmup_steps over these
+    #                        first steps, then follows lr_schedule
     lr_factor_labels: float = 1.0  # outer lr of the label parameters, as a multiple of lr
     lr_factor_lrs: float = 1.0  # outer lr of the inner steps' (raw) lrs, as a multiple of lr;
     #                             1 and 1: one lr for every tensor (the original method)
@@ -463,6 +468,12 @@ class Config:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(
+                f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"
+            )
+        if self.warmup_steps < 0:
+            raise ConfigError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps}")
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:
             raise ConfigError(f"baseline_lrs must be positive numbers, got {self.baseline_lrs}")
         if self.n_label_classes is not None and self.n_label_classes < 1:

@@ -250,6 +250,38 @@ def outer_param_groups(cfg: Config, syn: SyntheticSet) -> list[dict[str, Any]]:
     return [{"params": ps, "lr": cfg.lr * f, "lr_factor": f} for f, ps in groups.items()]
 
 
+def outer_lr_factor(cfg: Config, step: int) -> float:
+    """The outer lr after ``step`` outer steps, as a multiple of ``cfg.lr``.
+
+    ``step``: ``decay_factor ** (step // decay_every)``; ``cosine``: ``(1 + cos(pi * s / S)) / 2``
+    with ``s`` the steps after the warm-up and ``S`` the steps from the warm-up to
+    ``outer_steps`` (0 at the end). ``warmup_steps`` W > 0 multiplies either by ``(step + 1) / W``
+    for the first W steps.
+    """
+    warm = cfg.warmup_steps
+    if cfg.lr_schedule == "cosine":
+        span = max(cfg.outer_steps - warm, 1)
+        after = min(max(step - warm, 0), span)
+        factor = 0.5 * (1.0 + math.cos(math.pi * after / span))
+    else:
+        factor = cfg.decay_factor ** (step // cfg.decay_every)
+    if step < warm:
+        factor *= (step + 1) / warm
+    return factor
+
+
+def outer_lr_scheduler(cfg: Config, opt: torch.optim.Optimizer) -> Any:
+    """The outer loop's lr schedule (:func:`outer_lr_factor`), stepped once per outer step.
+
+    The original schedule (``step``, no warm-up) is ``torch``'s ``StepLR``, bitwise as before.
+    """
+    if cfg.lr_schedule == "step" and not cfg.warmup_steps:
+        return torch.optim.lr_scheduler.StepLR(
+            opt, step_size=cfg.decay_every, gamma=cfg.decay_factor
+        )
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: outer_lr_factor(cfg, step))
+
+
 # hypergrad auto: plain autograd while the whole unroll's graph (T inner steps, times the nets
 # run at once) is at most this many bytes, else reverse
 AUTO_GRAPH_BYTES = 256 * 2**20
@@ -386,7 +418,7 @@ def distill(
     syn_ema = copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None
     result_syn = syn_ema if syn_ema is not None else syn  # what is evaluated and returned
     opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999))
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
+    sched = outer_lr_scheduler(cfg, opt)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
     metrics_path = run_dir / io.METRICS if run_dir and main else None

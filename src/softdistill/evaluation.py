@@ -41,7 +41,6 @@ __all__ = [
     "replay",
     "scratch_settings",
     "train_full",
-    "tune_fixed_lr",
 ]
 
 
@@ -196,18 +195,6 @@ def random_real_steps(
         y = F.one_hot(train.y[idx], n_classes).to(train.x.dtype)
         batches.append((x, y))
     return [(*batches[t % n_batches], lrs[t]) for t in range(len(lrs))]
-
-
-def tune_fixed_lr(
-    model: nn.Module,
-    nets: Sequence[Params],
-    make_steps: Callable[[float], list[Step]],
-    val: Split,
-    grid: Sequence[float],
-) -> float:
-    """The learning rate of ``grid`` whose steps give the best mean accuracy on ``val``."""
-    scores = {lr: evaluate_steps(model, nets, make_steps(lr), val).mean for lr in grid}
-    return max(scores, key=scores.get)
 
 
 def evaluate_run(

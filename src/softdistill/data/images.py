@@ -394,15 +394,6 @@ for _spec in IMAGE_SETS.values():
     )(_loader(_spec, _gray_to_rgb32 if _spec.name == "mnist_rgb" else None))
 
 
-# Kept for loaders written against the first version of this module.
-_split = to_split
-
-
-def _keras_npz(name: str, data_dir: Path | None, class_names: list[str]) -> Dataset:
-    """A registered :data:`IMAGE_SETS` entry's Keras-style ``.npz`` (older helper)."""
-    return _build(IMAGE_SETS[name], data_dir, False)
-
-
 @register("usps", DatasetInfo("USPS digits, 16x16 upsampled to 1x28x28, 10 classes", ("usps.npz",)))
 def load_usps(data_dir: Path | None = None, *, name: str = "usps") -> Dataset:
     """USPS from ``DATA_DIR/usps.npz`` (16x16 float32 in [0, 1]), upsampled to 28x28.
