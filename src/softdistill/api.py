@@ -13,12 +13,23 @@ configures logging and prints.
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from softdistill.config import Config, ConfigError, layer_values
+import torch
+
+from softdistill import __version__, distributed, io
+from softdistill.config import Config, ConfigError, layer_values, read_config_file
+from softdistill.data import load_config
+from softdistill.distillation import distill as distill_loop
+from softdistill.evaluation import evaluate_config
+from softdistill.models import build
+from softdistill.report import save_synthetic_grid
+from softdistill.text import save_text_report
 
 __all__ = [
     "RESUMABLE_CHANGES",
@@ -73,8 +84,6 @@ def resolve_config(config: ConfigLike = None, **overrides) -> Config:
     elif isinstance(config, Mapping):
         values, source = dict(config), "config"
     elif isinstance(config, (str, Path)):
-        from softdistill.config import read_config_file
-
         values, source = read_config_file(config), str(config)
     else:
         raise ConfigError(f"config must be a Config, a dict or a file path, got {type(config)}")
@@ -86,8 +95,6 @@ def resolve_config(config: ConfigLike = None, **overrides) -> Config:
 
 def resolve_device(name: str):
     """``auto`` -> cuda when available, else cpu; anything else as given (checked)."""
-    import torch
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -102,8 +109,6 @@ def resolve_device(name: str):
 def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
     """The saved config of the run in ``out`` with ``overrides``, which may change only
     :data:`RESUMABLE_CHANGES`."""
-    from softdistill import io
-
     out = Path(out)
     saved = Config.from_dict(io.read_json(out / io.CONFIG), source=str(out / io.CONFIG))
     cfg = resolve_config(saved, **overrides)
@@ -169,8 +174,6 @@ def tensorboard_writer(run_dir: Path):
             "installed: pip install 'softdistill[tensorboard]' (metrics.jsonl is written "
             "either way)"
         ) from None
-    from softdistill import io
-
     return SummaryWriter(log_dir=str(run_dir / io.TENSORBOARD))
 
 
@@ -211,13 +214,6 @@ def distill(
         DataError: the dataset is missing or unreadable.
         DivergenceError: the outer loss became NaN/inf; the last good checkpoint is kept.
     """
-    from softdistill import distributed, io
-    from softdistill.data import load_config
-    from softdistill.distillation import distill as distill_loop
-    from softdistill.evaluation import evaluate_config
-    from softdistill.models import build
-    from softdistill.report import save_synthetic_grid
-
     t_start = time.time()
     out = Path(out) if out is not None else None
     if resume:
@@ -313,8 +309,6 @@ def distill(
     if result.nets is not None:
         io.save_params(out / io.INIT, result.nets)
     if data.modality == "text":
-        from softdistill.text import save_text_report
-
         save_text_report(out, result.syn, data)
     io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
     if data.modality == "image":
@@ -346,13 +340,6 @@ def distill(
 
 def run_info(cfg: Config, command: str | None, t_start: float, device) -> dict[str, Any]:
     """``run.json``: how and where a run was made (the report's first questions)."""
-    import os
-    import platform
-
-    import torch
-
-    from softdistill import __version__
-
     hardware = platform.processor() or platform.machine()
     if getattr(device, "type", "cpu") == "cuda":
         hardware = torch.cuda.get_device_name(device)
@@ -377,8 +364,6 @@ def _as_overrides(config: ConfigLike) -> dict[str, Any]:
         return config.to_dict()
     if isinstance(config, Mapping):
         return dict(config)
-    from softdistill.config import read_config_file
-
     return read_config_file(config)
 
 
@@ -418,11 +403,6 @@ def evaluate(run, *, save: bool = False, command: str | None = None, **overrides
         **overrides: config keys that change the evaluation, e.g. ``test_n_nets=20``,
             ``baselines=["random"]``, ``data_dir=...``, ``device="cuda"``.
     """
-    from softdistill import io
-    from softdistill.data import load_config
-    from softdistill.evaluation import evaluate_config
-    from softdistill.models import build
-
     if isinstance(run, (str, Path)):
         run = io.load_run(run)
     cfg = resolve_config(
@@ -446,6 +426,4 @@ def evaluate(run, *, save: bool = False, command: str | None = None, **overrides
 
 def load(path: str | Path, device=None):
     """Load a run folder written by :func:`distill` or ``softdistill distill``."""
-    from softdistill import io
-
     return io.load_run(path, device=device)

@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from softdistill.core import SyntheticSet
 from softdistill.data import Split
 from softdistill.progress import task
+from softdistill.scoring import EvalResult, evaluate_steps
 from softdistill.typing import Params, Step
 
 __all__ = [
@@ -313,7 +314,6 @@ def evaluate_baselines(
         ``(results, sets)``: results per name, each ``{"mean", "std", "per_net", ...details}``;
         and the kept sets of each set baseline (for other protocols).
     """
-    from softdistill.evaluation import EvalResult, evaluate_steps
 
     unknown = [n for n in names if n not in BASELINES]
     if unknown:

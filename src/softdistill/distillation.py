@@ -41,8 +41,8 @@ from softdistill.core import (
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
-from softdistill.evaluation import EvalResult, accuracy, replay
 from softdistill.nets import NetSource, eval_nets, stream
+from softdistill.scoring import EvalResult, accuracy, random_real_steps, replay
 from softdistill.typing import OuterLoss, Params
 
 __all__ = [
@@ -120,8 +120,6 @@ def make_synthetic(
         label_init = load_label_file(cfg.label_init[5:])
     x_init = None
     if cfg.x_init == "real":
-        from softdistill.evaluation import random_real_steps
-
         lrs = torch.zeros(cfg.n_batches)
         steps = random_real_steps(
             data.train, classes, cfg.per_class, cfg.n_batches, lrs, data.n_classes, generator

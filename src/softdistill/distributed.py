@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from softdistill.config import ConfigError
+from softdistill.errors import ConfigError
 
 __all__ = [
     "MACHINE_KEYS",

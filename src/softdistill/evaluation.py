@@ -14,7 +14,6 @@ import hashlib
 import json
 import statistics
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -22,11 +21,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softdistill import io
+from softdistill.baselines import evaluate_baselines
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split, cache_dir
+from softdistill.nets import eval_nets
+from softdistill.pool import load_pool
 from softdistill.progress import task
-from softdistill.protocol import ScratchSettings
-from softdistill.typing import Params, Step
+from softdistill.protocol import ScratchSettings, evaluate_scratch
+from softdistill.scoring import (
+    EvalResult,
+    accuracy,
+    evaluate_steps,
+    evaluate_synthetic,
+    predict,
+    random_real_steps,
+    replay,
+)
+from softdistill.typing import Params
 
 __all__ = [
     "EvalResult",
@@ -42,49 +53,6 @@ __all__ = [
     "scratch_settings",
     "train_full",
 ]
-
-
-@dataclass
-class EvalResult:
-    """Accuracy of several trained networks (fractions in [0, 1])."""
-
-    per_net: list[float]
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.per_net)
-
-    @property
-    def std(self) -> float:
-        return statistics.pstdev(self.per_net) if len(self.per_net) > 1 else 0.0
-
-    def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "per_net": self.per_net, **self.extra}
-
-    def __str__(self) -> str:
-        return f"{100 * self.mean:.2f}% ± {100 * self.std:.2f}"
-
-
-@torch.no_grad()
-def accuracy(model: nn.Module, params: Params, split: Split, batch_size: int = 512) -> float:
-    """Fraction of ``split`` classified correctly by ``f(.; params)``."""
-    correct = 0
-    for i in range(0, len(split), batch_size):
-        logits = forward(model, params, split.x[i : i + batch_size])
-        correct += (logits.argmax(-1) == split.y[i : i + batch_size]).sum().item()
-    return correct / len(split)
-
-
-@torch.no_grad()
-def predict(model: nn.Module, params: Params, x: Tensor, batch_size: int = 512) -> Tensor:
-    """Predicted classes of ``f(x; params)``, ``(N,)``."""
-    return torch.cat(
-        [
-            forward(model, params, x[i : i + batch_size]).argmax(-1)
-            for i in range(0, len(x), batch_size)
-        ]
-    )
 
 
 def attack_metrics(
@@ -148,55 +116,6 @@ def evaluate_attack(
     return out
 
 
-def replay(model: nn.Module, nets: Sequence[Params], steps: Sequence[Step]) -> list[Params]:
-    """Each of ``nets`` trained with ``steps`` (detached replay): the final weights."""
-    return [unroll(model, p, steps)[-1] for p in nets]
-
-
-def evaluate_steps(
-    model: nn.Module, nets: Sequence[Params], steps: Sequence[Step], test: Split
-) -> EvalResult:
-    """Train each of ``nets`` with ``steps`` (detached replay), return test accuracies."""
-    return EvalResult([accuracy(model, p, test) for p in replay(model, nets, steps)])
-
-
-def evaluate_synthetic(
-    model: nn.Module, nets: Sequence[Params], syn: SyntheticSet, test: Split
-) -> EvalResult:
-    """Replay the learned steps of ``syn`` on each of ``nets``."""
-    return evaluate_steps(model, nets, syn.detached_steps(), test)
-
-
-def random_real_steps(
-    train: Split,
-    classes: Sequence[int],
-    per_class: int,
-    n_batches: int,
-    lrs: Tensor,
-    n_classes: int,
-    generator: torch.Generator,
-) -> list[Step]:
-    """Random real training examples in the synthetic set's shape, with one-hot labels.
-
-    ``n_batches`` batches of ``per_class`` examples of each of ``classes``; step t uses batch
-    ``t % n_batches`` and learning rate ``lrs[t]`` (so ``len(lrs)`` is T).
-    """
-    y_cpu = train.y.cpu()
-    batches = []
-    for _ in range(n_batches):
-        idx = []
-        for c in classes:
-            pool = (y_cpu == c).nonzero().flatten()
-            if len(pool) < per_class:
-                raise ValueError(f"class {c} has {len(pool)} training examples, need {per_class}")
-            idx.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
-        idx = torch.cat(idx).to(train.x.device)
-        x = train.x[idx]
-        y = F.one_hot(train.y[idx], n_classes).to(train.x.dtype)
-        batches.append((x, y))
-    return [(*batches[t % n_batches], lrs[t]) for t in range(len(lrs))]
-
-
 def evaluate_run(
     model: nn.Module,
     nets: Sequence[Params],
@@ -239,7 +158,6 @@ def evaluate_run(
     ``protocol.baselines_cache`` says ``hit`` or ``miss``. kNN on the synthetic set is always
     computed.
     """
-    from softdistill.baselines import evaluate_baselines
 
     steps = syn.detached_steps()
     distilled, before = [], []
@@ -306,8 +224,6 @@ def evaluate_run(
         "baselines_cache": ("hit" if hit is not None else "miss") if use_cache else "off",
     }
     if scratch is not None:
-        from softdistill.protocol import evaluate_scratch
-
         if not scratch_archs:
             raise ValueError("the scratch protocol needs at least one architecture name")
         with torch.no_grad():
@@ -438,7 +354,6 @@ def evaluate_config(
     ``cfg.test_n_nets`` fresh random inits never used in training (``nets: random``), or on the
     held-out ``test_pool`` (``nets: pool:PATH``). The attack objective adds ``attack``: its
     numbers before and after the learned steps."""
-    from softdistill.nets import eval_nets
 
     dtype = getattr(torch, cfg.dtype)
     model = model.to(device=device, dtype=dtype)
@@ -546,6 +461,5 @@ def train_full(
 
 
 def _pool_dataset(path: str) -> str:
-    from softdistill.pool import load_pool
 
     return load_pool(path).dataset

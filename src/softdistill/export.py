@@ -28,6 +28,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from softdistill.core import unroll
+from softdistill.io import atomic_write, load_run
+from softdistill.report import denormalise, to_uint8_images
 from softdistill.typing import Step
 
 __all__ = ["FORMATS", "ExportError", "ExportedSet", "export_run", "load_exported", "train_on"]
@@ -195,8 +198,6 @@ def _unflat(get, keys) -> ExportedSet:
 
 
 def save_npz(s: ExportedSet, path: Path) -> Path:
-    from softdistill.io import atomic_write
-
     arrays = _flat(s)
 
     def write(tmp: str) -> None:
@@ -208,8 +209,6 @@ def save_npz(s: ExportedSet, path: Path) -> Path:
 
 def save_pt(s: ExportedSet, path: Path) -> Path:
     """A dict of tensors (and lists of str/float), readable with ``weights_only=True``."""
-    from softdistill.io import atomic_write
-
     state = {
         "x": s.x,
         "y_soft": s.y_soft,
@@ -235,9 +234,6 @@ def save_png_tree(s: ExportedSet, folder: Path) -> Path:
     values).
     """
     from PIL import Image
-
-    from softdistill.io import atomic_write
-    from softdistill.report import denormalise, to_uint8_images
 
     if s.meta.get("modality", "image") != "image" or s.x.dim() != 4:
         raise ExportError(
@@ -280,8 +276,6 @@ def export_run(run_dir: str | Path, fmt: str = "npz", out: str | Path | None = N
         out: where to write; default ``RUN_DIR/export/synthetic.{npz,pt}`` or
             ``RUN_DIR/export/png/``.
     """
-    from softdistill.io import load_run
-
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; expected one of {FORMATS}")
     run_dir = Path(run_dir)
@@ -343,8 +337,6 @@ def train_on(model: nn.Module, synthetic: ExportedSet | str | Path) -> nn.Module
     ``softdistill evaluate`` measures (the same ``unroll``), so the same initial weights give
     the same accuracy.
     """
-    from softdistill.core import unroll
-
     s = load_exported(synthetic) if isinstance(synthetic, (str, Path)) else synthetic
     p0 = next(model.parameters())
     steps = [

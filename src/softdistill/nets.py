@@ -26,8 +26,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from softdistill.config import Config, ConfigError
+from softdistill.config import Config
+from softdistill.errors import ConfigError
 from softdistill.models import init_params
+from softdistill.pool import check_params, load_pool
 from softdistill.typing import Params
 
 __all__ = ["STREAMS", "NetSource", "block", "eval_nets", "make_nets", "stream"]
@@ -105,8 +107,6 @@ class NetSource:
         self.pool = None
         self.shard: list[Params] = []
         if cfg.pool_path is not None:
-            from softdistill.pool import check_params, load_pool
-
             self.pool = load_pool(cfg.pool_path)
             if sample_shape is not None:
                 self.pool.check_fits(cfg.arch, cfg.arch_args, sample_shape, n_classes, "nets pool")
@@ -180,8 +180,6 @@ def eval_nets(
         return [{k: v.to(device=device, dtype=dtype) for k, v in p.items()} for p in fixed]
     path = cfg.test_pool or cfg.pool_path
     if path is not None:
-        from softdistill.pool import check_params, load_pool
-
         pool = load_pool(path)
         key = "test_pool" if cfg.test_pool else "nets pool"
         if sample_shape is not None:

@@ -16,6 +16,7 @@ pools: Adam (betas 0.5, 0.999), a step-decay schedule, shuffled minibatches, cro
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -29,8 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from softdistill import __version__
-from softdistill.config import ConfigError
 from softdistill.data import Dataset, Split
+from softdistill.errors import ConfigError
+from softdistill.io import atomic_write, read_safetensors, save_json
+from softdistill.models import init_params
 from softdistill.progress import task
 from softdistill.train_config import TrainConfig
 from softdistill.typing import Params
@@ -93,8 +96,6 @@ def train_net(
         ``(params, last_epoch_loss)``: the trained weights (detached, on ``params0``'s device)
         and the mean training loss of the last epoch.
     """
-    import copy
-
     net = copy.deepcopy(model)
     net.load_state_dict(params0, strict=True)
     net.train()
@@ -199,9 +200,6 @@ def train_pool(
     """
     from safetensors.torch import save_file
 
-    from softdistill.io import atomic_write
-    from softdistill.models import init_params
-
     out = Path(out)
     device = torch.device(device)
     model = model.to(device)
@@ -259,8 +257,6 @@ def train_pool(
 
 
 def _as_module(model: nn.Module, params: Params) -> nn.Module:
-    import copy
-
     net = copy.deepcopy(model)
     net.load_state_dict(params, strict=True)
     return net.eval()
@@ -268,8 +264,6 @@ def _as_module(model: nn.Module, params: Params) -> nn.Module:
 
 def write_manifest(cfg: TrainConfig, data: Dataset, out: str | Path) -> dict[str, Any]:
     """Collect the per-net files of a finished pool into ``manifest.json`` (rank 0 only)."""
-    from softdistill.io import save_json
-
     out = Path(out)
     nets = []
     for i in range(cfg.n_nets):
@@ -309,8 +303,6 @@ def write_manifest(cfg: TrainConfig, data: Dataset, out: str | Path) -> dict[str
 
 # ----------------------------------------------------------------------------- loading
 def _read_net(path: Path) -> tuple[Params, dict[str, str]]:
-    from softdistill.io import read_safetensors
-
     return read_safetensors(path, PoolError)
 
 

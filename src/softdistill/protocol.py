@@ -30,7 +30,9 @@ from torch import Tensor, nn
 
 from softdistill.core import forward, soft_cross_entropy
 from softdistill.data import Split
+from softdistill.models import build, init_params
 from softdistill.progress import task
+from softdistill.scoring import EvalResult, accuracy
 from softdistill.typing import Params
 
 __all__ = [
@@ -270,8 +272,6 @@ def evaluate_scratch(
         ``{**settings, "archs": {arch: {set: {"mean", "std", "per_net", "diverged",
         "seconds"}}}, "skipped": {arch: reason}}``.
     """
-    from softdistill.evaluation import EvalResult, accuracy
-    from softdistill.models import build, init_params
 
     if not sets:
         raise ValueError("no training sets to evaluate")

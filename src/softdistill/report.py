@@ -20,6 +20,7 @@ import io as _io
 import json
 import math
 import re
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from torch import Tensor
 
 from softdistill import io
 from softdistill.io import atomic_write, save_png
+from softdistill.text import decode_nearest
 
 __all__ = [
     "EXAMPLE_VIEWS",
@@ -296,12 +298,8 @@ def default_text_decoder(rd: RunData) -> TextDecoder | None:
     ``softdistill.text.decode_nearest``: each position of a synthetic sentence becomes the
     vocabulary word with the most similar embedding (trailing ``<pad>`` words are dropped).
     """
-    path = rd.run.path / getattr(io, "EMBEDDING", "embedding.safetensors")
-    if not path.is_file() or not hasattr(io, "load_embedding"):
-        return None
-    try:
-        from softdistill.text import decode_nearest  # type: ignore[import-not-found]
-    except ImportError:
+    path = rd.run.path / io.EMBEDDING
+    if not path.is_file():
         return None
     table, vocab, _ = io.load_embedding(path)
 
@@ -318,8 +316,6 @@ def default_text_decoder(rd: RunData) -> TextDecoder | None:
 
 
 def _grid_png_bytes(x_syn, y_soft, class_names, mean, std) -> bytes:
-    import tempfile
-
     with tempfile.TemporaryDirectory() as d:
         p = save_synthetic_grid(x_syn, y_soft, class_names, Path(d) / "g.png", mean=mean, std=std)
         return p.read_bytes()

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from softdistill import io
 from softdistill.io import atomic_write, save_png
 
 __all__ = [
@@ -244,8 +245,6 @@ def save_text_report(out: str | Path, syn, data) -> None:
         syn: the learned :class:`~softdistill.core.SyntheticSet`.
         data: the text :class:`~softdistill.data.Dataset` (``extra`` has the table and vocab).
     """
-    from softdistill import io
-
     out = Path(out)
     table, vocab = data.extra["embedding"], data.extra["vocab"]
     io.save_embedding(
