@@ -340,3 +340,29 @@ def test_lr_schedule_cosine_and_warmup_set_the_outer_lr_and_resume_exactly(tmp_p
         Config(lr_schedule="linear").validate()
     with pytest.raises(ConfigError, match="warmup_steps must be >= 0"):
         Config(warmup_steps=-1).validate()
+
+
+def test_test_every_takes_the_test_accuracy_less_often_and_at_new_best_held_out_scores():
+    cfg, data, model = _setup(outer_steps=8, eval_every=1, val_size=20, lr=0.05, init_lr=0.1)
+    every = []
+    distill(cfg, data, model, on_record=every.append)
+    sparse = []
+    res = distill(cfg.replace(test_every=4), data, model, on_record=sparse.append)
+    assert all("test_acc" in r and "val_acc" in r for r in every)
+    assert all("val_acc" in r for r in sparse) and len(sparse) == len(every) == 8
+    # the same run (test accuracy is only logged), with the test pass at steps 4 and 8 and at
+    # each step whose held-out score beat every earlier one
+    best, want = -1.0, []
+    for r in every:
+        if r["val_acc"] > best or r["step"] % 4 == 0:
+            want.append(r["step"])
+        best = max(best, r["val_acc"])
+    assert 2 <= len(want) < 8  # some test passes saved
+    assert [r["step"] for r in sparse if "test_acc" in r] == want
+    assert {r["step"]: r["test_acc"] for r in sparse if "test_acc" in r} == {
+        r["step"]: r["test_acc"] for r in every if r["step"] in want
+    }
+    assert res.selected["step"] in want
+    for bad in (0, 3):
+        with pytest.raises(ConfigError, match="test_every must be a positive multiple"):
+            Config(eval_every=2, test_every=bad).validate()

@@ -57,6 +57,7 @@ RESUMABLE_CHANGES = {
     "checkpoint_every",
     "checkpoint_epochs",  # sets checkpoint_every
     "eval_every",
+    "test_every",
     "snapshot_every",
     "keep_every",  # recomputes the very same weights: the result does not change
     "tensorboard",

@@ -205,6 +205,9 @@ class Config:
     # --- logging
     log_every: int = 10  # outer steps between metrics.jsonl lines
     eval_every: int = 0  # outer steps between test-accuracy entries in metrics.jsonl (0: off)
+    test_every: int | None = None  # a multiple of eval_every: outer steps between the test
+    #                                accuracies of those entries (default: at every one); with
+    #                                val_size, also at each new best held-out score
     checkpoint_every: int = 100  # outer steps between checkpoints
     snapshot_every: int | None = None  # outer steps between small x_syn snapshots (snapshots/,
     #                                    the report's animation); None: about 25 per run, 0: off
@@ -426,6 +429,13 @@ class Config:
             raise ConfigError(f"threads must be >= 0 (0: automatic), got {self.threads}")
         if self.eval_every < 0:
             raise ConfigError(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.test_every is not None and (
+            self.test_every < 1 or not self.eval_every or self.test_every % self.eval_every
+        ):
+            raise ConfigError(
+                f"test_every must be a positive multiple of eval_every ({self.eval_every}), got "
+                f"{self.test_every}"
+            )
         if self.snapshot_every is not None and self.snapshot_every < 0:
             raise ConfigError(
                 f"snapshot_every must be >= 0 (0: no snapshots), got {self.snapshot_every}"

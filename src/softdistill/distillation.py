@@ -584,7 +584,9 @@ def distill(
                 record["n_steps"] = options["n_steps"]
             if cfg.clip_ratio:
                 record["clipped"] = clip["count"]  # outer steps clipped so far
-            if want_eval:
+            every = cfg.test_every or cfg.eval_every
+            new_best = val_acc is not None and best["step"] == step
+            if want_eval and (step % every == 0 or last or new_best):
                 acc = EvalResult([accuracy(model, p, test) for p in trained]).mean
                 record["test_acc"] = info["test_acc"] = acc
             if val_acc is not None:
