@@ -217,6 +217,7 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
         "final_acc": ev["distilled"]["mean"],
         "final_std": ev["distilled"].get("std"),
         "selected_step": selected.get("step"),
+        "selected_val_acc": selected.get("val_acc"),
         "stopped_early": selected.get("stopped_early"),
         "outer_steps": steps,
         "first_step_at_target": first["step"] if first else None,
@@ -240,9 +241,10 @@ def runs_table(rows: list[dict]) -> list[str]:
         "(outer step, seconds into the loop). CPU s per step include the evaluations and the "
         "work after the loop.",
         "",
-        "| preset | seed | final | target | first at target (step, s) | steps | wall s | s/step "
-        "| CPU s/step | peak RSS MB | threads | runs at once | after loop s |",
-        "| --- " + "| ---: " * 12 + "|",
+        "| preset | seed | final | held out (step kept) | target | first at target (step, s) "
+        "| steps | wall s | s/step | CPU s/step | peak RSS MB | threads | runs at once "
+        "| after loop s |",
+        "| --- " + "| ---: " * 13 + "|",
     ]
     for r in rows:
         first = (
@@ -251,11 +253,26 @@ def runs_table(rows: list[dict]) -> list[str]:
             else "not reached"
         )
         target = f"{100 * r['target']:.1f}" if r["target"] else "-"
+        held = (
+            f"{100 * r['selected_val_acc']:.2f} ({r['selected_step']})"
+            if r.get("selected_val_acc") is not None
+            else "-"
+        )
         lines.append(
-            f"| {r['preset']} | {r['seed']} | {100 * r['final_acc']:.2f} | {target} | {first} | "
+            f"| {r['preset']} | {r['seed']} | {100 * r['final_acc']:.2f} | {held} | {target} | "
+            f"{first} | "
             f"{r['outer_steps']} | {r['wall_s']:.0f} | {r['s_per_step']:.3f} | "
             f"{r['cpu_s_per_step']:.3f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
             f"{r.get('jobs_at_once', 1)} | {r['after_loop_s']:.1f} |"
+        )
+    lines += ["", "Per preset, over its seeds:", ""]
+    for preset in dict.fromkeys(r["preset"] for r in rows):
+        rs = [r for r in rows if r["preset"] == preset]
+        accs = [100 * r["final_acc"] for r in rs]
+        lines.append(
+            f"- `{preset}`: mean {statistics.fmean(accs):.2f}% over {len(rs)} seed(s) (lowest "
+            f"{min(accs):.2f}%), wall {min(r['wall_s'] for r in rs):.0f}-"
+            f"{max(r['wall_s'] for r in rs):.0f} s"
         )
     lines += ["", "Commands (`DATA`: the data folder, `OUT_DIR`: `--out-dir`):", ""]
     lines += [f"    {r['command']}" for r in rows]

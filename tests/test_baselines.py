@@ -217,3 +217,28 @@ def test_baselines_are_reused_from_the_cache_for_the_same_inputs(tmp_path):
     off = api.distill(out=tmp_path / "d", **kw, baseline_cache=False).eval
     assert off["protocol"]["baselines_cache"] == "off"
     assert off["baselines"]["random"] == first["baselines"]["random"]  # what the cache held
+
+
+def test_the_cache_key_hashes_8_bit_pixels_a_block_at_a_time_with_the_same_digest(monkeypatch):
+    """Streaming the rows keeps every key written before (the bytes of the whole subset)."""
+    import hashlib
+
+    from softdistill import evaluation
+    from softdistill.data import Pixels
+
+    raw = torch.randint(
+        0, 256, (50, 1, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+    rows = torch.randperm(50, generator=torch.Generator().manual_seed(1))[:37]
+    for px, subset in (
+        (Pixels(raw, (0.5,), (0.2,)), raw),
+        (Pixels(raw, (0.5,), (0.2,), rows=rows), raw[rows]),
+    ):
+        whole = hashlib.sha256()
+        whole.update(f"{subset.dtype}{tuple(subset.shape)}".encode())
+        whole.update(subset.contiguous().view(torch.uint8).numpy())
+        whole.update(f"{px.mean}{px.std}{px.dtype}".encode())
+        monkeypatch.setattr(evaluation, "DIGEST_ROWS", 8)  # 5 blocks, the last one short
+        streamed = hashlib.sha256()
+        evaluation._digest(streamed, px)
+        assert streamed.hexdigest() == whole.hexdigest()

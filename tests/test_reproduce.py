@@ -38,6 +38,21 @@ def test_every_preset_is_a_valid_config(path):
     assert f"configs/{name}.yaml" in path.read_text()  # the documented command names itself
 
 
+@pytest.mark.parametrize(
+    "hard", sorted((ROOT / "configs").glob("*_hard.yaml")), ids=lambda p: p.stem
+)
+def test_each_hard_label_twin_runs_its_soft_presets_schedule_and_selection(hard):
+    """A ``*_hard`` preset is its soft preset but for the labels, so the two rows compare the
+    labels alone: the same keys and values except learn_labels, the published number, and
+    label_mode (softmax of fixed one-hot labels would smooth them; hard labels stay raw)."""
+    soft = read_config_file(hard.with_name(hard.name.replace("_hard", "")))
+    twin = read_config_file(hard)
+    assert (soft["learn_labels"], twin["learn_labels"]) == (True, False)
+    differ = {k for k in soft.keys() | twin.keys() if soft.get(k) != twin.get(k)}
+    assert differ <= {"learn_labels", "published_acc", "label_mode"}, differ
+    assert twin.get("label_mode", "raw") == "raw"
+
+
 def test_paper_init_labels():
     want = {5: [0, 1, 2, 3, 4], 3: [0, 3, 7], 2: [3, 7], 1: [7]}
     for n, labels in want.items():
