@@ -35,6 +35,7 @@ from softdistill.errors import ConfigError
 from softdistill.io import atomic_write, read_safetensors, save_json
 from softdistill.models import init_params
 from softdistill.progress import task
+from softdistill.scoring import accuracy
 from softdistill.train_config import TrainConfig
 from softdistill.typing import Params
 
@@ -71,16 +72,6 @@ def _net_file(index: int) -> str:
 
 
 # ----------------------------------------------------------------------------- training
-@torch.no_grad()
-def _accuracy(model: nn.Module, split: Split, batch_size: int = 2048) -> float:
-    correct = 0
-    for i in range(0, len(split), batch_size):
-        correct += (
-            model(split.x[i : i + batch_size]).argmax(-1) == split.y[i : i + batch_size]
-        ).sum()
-    return int(correct) / len(split)
-
-
 def train_net(
     model: nn.Module,
     params0: Params,
@@ -232,7 +223,7 @@ def train_pool(
                 results = train_nets(model, params0, train, cfg, gens)
             seconds = (time.perf_counter() - t0) / len(chunk)
             for i, seed, (params, loss) in zip(chunk, seeds, results):
-                acc = _accuracy(_as_module(model, params), test)
+                acc = accuracy(model, params, test, batch_size=2048)
                 meta = {
                     "index": str(i),
                     "seed": str(seed),
@@ -254,12 +245,6 @@ def train_pool(
                         + (f" (one of {len(chunk)} trained at once)" if len(chunk) > 1 else "")
                     )
     return done
-
-
-def _as_module(model: nn.Module, params: Params) -> nn.Module:
-    net = copy.deepcopy(model)
-    net.load_state_dict(params, strict=True)
-    return net.eval()
 
 
 def write_manifest(cfg: TrainConfig, data: Dataset, out: str | Path) -> dict[str, Any]:
