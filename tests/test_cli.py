@@ -538,6 +538,20 @@ def test_threads_are_the_cpus_other_processes_leave_free(n_cpus, load, cap, expe
     assert auto_threads(n_cpus, load, cap) == expected
 
 
+def test_other_processes_load_is_counted_now_not_as_the_lagging_minute_average(monkeypatch):
+    import os
+
+    from softdistill.cli import common
+
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.9, 1.0, 0.5))  # a job that just ended
+    looks = iter([1, 1, 2, 1, 1])  # runnable threads, this one included
+    monkeypatch.setattr(common, "_runnable", lambda: next(looks))
+    assert common._others_load(interval=0) == pytest.approx(0.2)
+    assert common.auto_threads(2, 0.2, 2) == 2  # both CPUs, where the average gave 1
+    monkeypatch.setattr(common, "_runnable", lambda: None)  # no /proc: the load average
+    assert common._others_load(interval=0) == 1.9
+
+
 def test_the_run_log_says_how_many_threads_and_threads_flag_sets_them(tmp_path, capsys):
     loud = [f for f in FAST if f != "--quiet"]  # the log shows the thread line
     assert main(["distill", "--out", str(tmp_path / "r"), *loud]) == 0

@@ -270,19 +270,34 @@ def auto_threads(n_cpus: int, load: float, cap: int) -> int:
     return max(1, min(cap, n_cpus - round(load)))
 
 
-def _others_load() -> float:
-    """How many CPUs other processes keep busy: the 1-minute load average, or the threads
-    runnable right now less this one when more (the average lags a minute behind a job that
-    has just started); 0 where the system does not say."""
+def _runnable() -> int | None:
+    """Threads runnable on the machine right now (this one included), from ``/proc/loadavg``;
+    None where the system does not say."""
+    try:
+        return int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _others_load(samples: int = 5, interval: float = 0.05) -> float:
+    """How many CPUs other processes keep busy now: the threads runnable besides this one,
+    averaged over ``samples`` looks ``interval`` seconds apart. Not the 1-minute load average,
+    which lags a minute behind: it still counts a job that has just ended (a run started right
+    after another took 1 thread of 2 and a third longer) and misses one that has just started.
+    The load average only where the system gives no runnable count; 0 where neither."""
     import os
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    try:
-        running = int(Path("/proc/loadavg").read_text().split()[3].split("/")[0])
-        load = max(load, running - 1)
-    except (OSError, ValueError, IndexError):
-        pass
-    return load
+    counts = []
+    for i in range(samples):
+        if i:
+            time.sleep(interval)
+        n = _runnable()
+        if n is None:
+            break
+        counts.append(max(0, n - 1))
+    if counts:
+        return sum(counts) / len(counts)
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
 
 
 def pick_threads(threads: int) -> str:
