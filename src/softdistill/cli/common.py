@@ -283,7 +283,7 @@ def _others_load(samples: int = 5, interval: float = 0.05) -> float:
     """How many CPUs other processes keep busy now: the threads runnable besides this one,
     averaged over ``samples`` looks ``interval`` seconds apart. Not the 1-minute load average,
     which lags a minute behind: it still counts a job that has just ended (a run started right
-    after another took 1 thread of 2 and a third longer) and misses one that has just started.
+    after another got 1 thread of 2) and misses one that has just started.
     The load average only where the system gives no runnable count; 0 where neither."""
     import os
 
