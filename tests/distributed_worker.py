@@ -33,16 +33,26 @@ def cases(pool: Path) -> dict[str, Config]:
         "fixed": Config(**TINY, nets="fixed").validate(),
         "random": Config(**TINY, nets="random").validate(),
         "pool": Config(**TINY, nets=f"pool:{pool}", objective="attack").validate(),
+        # held-out selection and early stop: only rank 0 scores, every rank must stop with it
+        "heldout": Config(
+            **{**TINY, "outer_steps": 6},
+            nets="fixed",
+            val_size=30,
+            eval_every=2,
+            stop_at_val_acc=0.01,
+        ).validate(),
     }
 
 
-def run_cases(pool: Path) -> dict[str, list[torch.Tensor]]:
-    """The synthetic set's tensors after ``distill`` of every case."""
+def run_cases(pool: Path) -> dict[str, list[torch.Tensor] | int]:
+    """The synthetic set's tensors after ``distill`` of every case, and its outer steps."""
     data = blobs()
     out = {}
     for name, cfg in cases(pool).items():
         model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
-        out[name] = [p.detach().clone() for p in distill(cfg, data, model).syn.parameters()]
+        result = distill(cfg, data, model)
+        out[name] = [p.detach().clone() for p in result.syn.parameters()]
+        out[f"{name}_steps"] = result.outer_steps
     return out
 
 

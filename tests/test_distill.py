@@ -366,3 +366,41 @@ def test_test_every_takes_the_test_accuracy_less_often_and_at_new_best_held_out_
     for bad in (0, 3):
         with pytest.raises(ConfigError, match="test_every must be a positive multiple"):
             Config(eval_every=2, test_every=bad).validate()
+
+
+def test_clip_grads_clips_at_the_running_mean_of_clipped_norms():
+    stats = {"mean": None, "count": 0}
+    g = [torch.ones(4)]
+    assert distill_mod.clip_grads(g, 2.0, 2.0, stats) is g and stats == {"mean": 2.0, "count": 0}
+    out = distill_mod.clip_grads([torch.full((4,), 3.0)], 10.0, 2.0, stats)  # 10 > 2 x 2: clipped
+    assert torch.allclose(out[0], torch.full((4,), 3.0 * 4.0 / 10.0)) and stats["count"] == 1
+    assert stats["mean"] == pytest.approx(0.99 * 2.0 + 0.01 * 4.0)  # the clipped norm entered
+
+
+def test_extra_callbacks_see_every_step_and_can_stop_the_run(tmp_path):
+    """distill(callbacks=...): every step, with the metrics' values; a stop is kept in the
+    result, checkpointed, and a resumed run continues from there to the uninterrupted result."""
+    from softdistill.callbacks import Callback
+
+    class StopAt(Callback):
+        def __init__(self, at):
+            self.at, self.seen = at, []
+
+        def on_step(self, loop, event):
+            self.seen.append((event.step, event.loss, loop.state.step))
+            if event.step == self.at:
+                event.request_stop("enough")
+
+    cfg, data, model = _setup(outer_steps=6, checkpoint_every=100)
+    cb = StopAt(3)
+    result = distill(cfg, data, model, run_dir=tmp_path / "a", callbacks=[cb])
+    assert result.outer_steps == 3 and [s for s, _, _ in cb.seen] == [1, 2, 3]
+    assert all(step == state_step for step, _, state_step in cb.seen)
+    records = [json.loads(l) for l in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in records] == [loss for _, loss, _ in cb.seen]
+    assert torch.load(tmp_path / "a" / io.CHECKPOINT, weights_only=False)["step"] == 3
+    full = distill(cfg, data, model)
+    resumed = distill(cfg, data, model, run_dir=tmp_path / "a", resume=True)
+    assert resumed.outer_steps == 6
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)

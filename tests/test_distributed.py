@@ -37,11 +37,15 @@ def test_two_processes_match_one_process(tmp_path):
         nprocs=2,
     )
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    for name in ("fixed", "random", "pool"):
+    for name in ("fixed", "random", "pool", "heldout"):
         for a, b in zip(ranks[0][name], reference[name]):
             torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-12)
-        # every rank took the same Adam steps: bitwise the same synthetic set
+    for name in ("fixed", "random", "pool"):
+        # every rank took the same Adam steps: bitwise the same synthetic set (with val_size
+        # rank 0 returns the set it kept, the others their last one)
         assert all(torch.equal(a, b) for a, b in zip(ranks[0][name], ranks[1][name]))
+    # the held-out case stopped at its first evaluation (stop_at_val_acc), on both ranks
+    assert ranks[0]["heldout_steps"] == ranks[1]["heldout_steps"] == reference["heldout_steps"] == 2
     # ... and the outer steps did move the set: the runs are not equal by being untouched
     cfg = distributed_worker.cases(pool)["fixed"]
     syn0 = make_synthetic(cfg, blobs(), stream(cfg.seed, "syn"), device="cpu", dtype=torch.float64)

@@ -14,12 +14,11 @@ class correctly.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softdistill import distributed, io
+from softdistill.callbacks import (
+    Callback,
+    Checkpoints,
+    Evaluate,
+    Metrics,
+    Progress,
+    Snapshots,
+    StepEvent,
+)
 from softdistill.config import Config, ConfigError
 from softdistill.core import (
     ChunkedLoss,
@@ -42,12 +50,15 @@ from softdistill.core import (
 )
 from softdistill.data import Dataset, Split
 from softdistill.nets import NetSource, eval_nets, stream
-from softdistill.scoring import EvalResult, accuracy, random_real_steps, replay
+from softdistill.scoring import random_real_steps
 from softdistill.typing import OuterLoss, Params
 
 __all__ = [
     "DistillResult",
     "DivergenceError",
+    "LoopState",
+    "OuterLoop",
+    "OuterStep",
     "RealBatches",
     "AUTO_GRAPH_BYTES",
     "attack_labels",
@@ -343,6 +354,212 @@ class DistillResult:
         return self.seconds / max(1, self.outer_steps)
 
 
+@dataclass
+class LoopState:
+    """Everything an outer step changes: the checkpoint (with the callbacks' states).
+
+    ``state_dict()``/``load_state_dict()`` keep the checkpoint format of every release (old
+    checkpoints resume); entries a checkpoint lacks (written before their feature) keep their
+    fresh values.
+    """
+
+    syn: SyntheticSet
+    opt: torch.optim.Optimizer
+    sched: Any
+    batches: RealBatches
+    source: NetSource
+    truncation: torch.Generator  # random_truncated's unroll lengths
+    noise: torch.Generator  # input_noise
+    syn_ema: SyntheticSet | None = None  # ema_decay: the Polyak average of the set
+    # clip_ratio: the running mean of the (clipped) hypergradient norms, and how many were clipped
+    clip: dict[str, Any] = field(default_factory=lambda: {"mean": None, "count": 0})
+    step: int = 0  # outer steps done
+    seconds: float = 0.0  # loop time before this process's start (resume: the checkpoint's)
+    t0: float = field(default=0.0, repr=False)
+
+    @property
+    def result_syn(self) -> SyntheticSet:
+        """What is evaluated and returned: the Polyak average when there is one, else the set."""
+        return self.syn_ema if self.syn_ema is not None else self.syn
+
+    def elapsed(self) -> float:
+        """Seconds in the loop so far, runs before a resume included."""
+        return time.perf_counter() - self.t0
+
+    def state_dict(self, seconds: float | None = None) -> dict[str, Any]:
+        state = {
+            "step": self.step,
+            "seconds": self.elapsed() if seconds is None else seconds,
+            "syn": self.syn.state_dict(),
+            "opt": self.opt.state_dict(),
+            "sched": self.sched.state_dict(),
+            "batches": self.batches.state_dict(),
+            "nets": self.source.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "truncation": self.truncation.get_state(),
+            "noise": self.noise.get_state(),
+            "clip": self.clip,
+        }
+        if self.syn_ema is not None:
+            state["syn_ema"] = self.syn_ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.syn.load_state_dict(state["syn"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.batches.load_state_dict(state["batches"])
+        self.source.load_state_dict(state["nets"])
+        torch.set_rng_state(state["torch_rng"])
+        if "truncation" in state:
+            self.truncation.set_state(state["truncation"])
+        if self.syn_ema is not None:
+            self.syn_ema.load_state_dict(state["syn_ema"])
+        if "noise" in state:
+            self.noise.set_state(state["noise"])
+        if "clip" in state:
+            self.clip = state["clip"]
+        self.step, self.seconds = int(state["step"]), float(state["seconds"])
+
+
+class OuterStep:
+    """One outer step of a :class:`LoopState`: a real batch, the hypergradient over this
+    rank's nets (averaged over every rank), clipping, the Adam step and its schedule, the
+    Polyak average."""
+
+    def __init__(
+        self, cfg: Config, model: nn.Module, method: str, chunk: int, ckpt_path: Path | None
+    ) -> None:
+        self.cfg, self.model, self.chunk, self.ckpt_path = cfg, model, chunk, ckpt_path
+        self.loop_cfg = cfg.replace(hypergrad=method)  # what every outer step runs
+
+    def __call__(self, state: LoopState) -> StepEvent:
+        cfg, syn = self.cfg, state.syn
+        x_real, y_real = state.batches.next()
+        outer_loss = make_outer_loss(cfg, self.model, x_real, y_real, self.chunk)
+        options = hypergrad_options(self.loop_cfg, syn.n_steps, state.truncation)
+        clean_x = perturb_(syn.x_syn, cfg.input_noise, state.noise) if cfg.input_noise else None
+        # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
+        # tensor that is kept (synthetic set, weights, gradients) in float32
+        device_type = syn.x_syn.device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
+            loss, grads = outer_grads(
+                self.model,
+                state.source.draw(),
+                syn,
+                outer_loss,
+                batched=cfg.batched_nets,
+                **options,
+            )
+        if clean_x is not None:  # the hypergradient was taken at the perturbed point
+            with torch.no_grad():
+                syn.x_syn.copy_(clean_x)
+        loss, grads = distributed.all_reduce_mean(loss, grads, state.source.n_local, cfg.n_nets)
+        grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
+        loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
+        if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
+            raise DivergenceError(
+                f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
+                f"step {state.step}"
+                + (f"; the last good state is in {self.ckpt_path}" if self.ckpt_path else "")
+                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr}; the original "
+                "code's distill_lr)."
+            )
+        if cfg.clip_ratio:
+            grads = clip_grads(grads, grad_norm_value, cfg.clip_ratio, state.clip)
+        for p, g in zip([p for p in syn.parameters() if p.requires_grad], grads):
+            p.grad = g
+        state.opt.step()
+        state.sched.step()
+        step = state.step + 1
+        if state.syn_ema is not None:
+            # warm-up so early steps are not dominated by the initial values
+            decay = min(cfg.ema_decay, step / (step + 10))
+            with torch.no_grad():
+                torch._foreach_lerp_(
+                    list(state.syn_ema.parameters()), list(syn.parameters()), 1 - decay
+                )
+        return StepEvent(
+            step=step,
+            loss=loss_value,
+            grad_norm=grad_norm_value,
+            last=step == cfg.outer_steps,
+            n_steps=options.get("n_steps"),
+            info={"loss": loss_value},
+        )
+
+
+def clip_grads(
+    grads: list[Tensor], norm: float, ratio: float, stats: dict[str, Any]
+) -> list[Tensor]:
+    """Clip the hypergradient's norm at ``ratio`` x the running mean of earlier norms.
+
+    Each norm enters the mean clipped (``stats``: ``mean``, ``count`` of clipped steps, updated
+    in place): a rare huge gradient would otherwise move Adam up to ~1 / sqrt(1 - beta2) times
+    its usual step.
+    """
+    typical = stats["mean"]
+    if typical is not None and norm > ratio * typical:
+        scale = ratio * typical / norm
+        grads = [g * scale for g in grads]
+        stats["count"] += 1
+    kept = norm if typical is None else min(norm, ratio * typical)
+    stats["mean"] = kept if typical is None else 0.99 * typical + 0.01 * kept
+    return grads
+
+
+class OuterLoop:
+    """A :class:`LoopState`, the step that advances it and the callbacks around each step."""
+
+    def __init__(
+        self, state: LoopState, take_step: Callable[[LoopState], StepEvent], callbacks: list
+    ) -> None:
+        self.state, self.take_step, self.callbacks = state, take_step, callbacks
+
+    def state_dict(self, seconds: float | None = None) -> dict[str, Any]:
+        """The checkpoint: the loop state and each stateful callback's (under its key)."""
+        state = self.state.state_dict(seconds)
+        for cb in self.callbacks:
+            if cb.state_key is not None:
+                state[cb.state_key] = cb.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.state.load_state_dict(state)
+        for cb in self.callbacks:
+            if cb.state_key is not None and cb.state_key in state:
+                cb.load_state_dict(state[cb.state_key])
+
+    def start(self) -> None:
+        for cb in self.callbacks:
+            cb.on_start(self)
+
+    def resume(self, path: Path) -> None:
+        """Continue from the checkpoint at ``path``: one load, then the callbacks tidy up."""
+        self.load_state_dict(io.load_checkpoint(path, map_location="cpu"))
+        for cb in self.callbacks:
+            cb.on_resume(self)
+        log.info("resumed from %s at outer step %d", path, self.state.step)
+
+    def run(self, outer_steps: int) -> StepEvent | None:
+        """Outer steps until ``outer_steps`` are done or a callback stops the run; the last
+        step's event (None: no step was left to take)."""
+        state = self.state
+        state.t0 = time.perf_counter() - state.seconds
+        event = None
+        while state.step < outer_steps:
+            event = self.take_step(state)
+            state.step = event.step
+            for cb in self.callbacks:
+                cb.on_step(self, event)
+            if event.stop is not None:
+                log.info(
+                    "stopped early at outer step %d of %d: %s", event.step, outer_steps, event.stop
+                )
+                break
+        return event
+
+
 def distill(
     cfg: Config,
     data: Dataset,
@@ -353,6 +570,7 @@ def distill(
     resume: bool = False,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     on_record: Callable[[dict[str, Any]], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> DistillResult:
     """Learn a synthetic set for ``data`` and ``model`` as configured by ``cfg``.
 
@@ -365,6 +583,10 @@ def distill(
         resume: continue from ``run_dir/checkpoints/last.pt``.
         progress: called after every outer step with ``(step, {"loss": ...})``.
         on_record: called with every record written to ``metrics.jsonl`` (e.g. TensorBoard).
+        callbacks: more :class:`~softdistill.callbacks.Callback` objects, run at every step
+            after the evaluation (held-out selection, early stop) and before the writers
+            (metrics, snapshots, checkpoints, progress); one may end the run with
+            ``event.request_stop("why")``, which the writers record as its last step.
 
     With ``run_dir``, small snapshots of ``x_syn`` go to ``snapshots/`` every
     ``cfg.snapshot_interval`` outer steps (and at steps 0 and the last) for the report.
@@ -372,6 +594,9 @@ def distill(
     In a process group (``torchrun``), every rank calls this with the same ``cfg`` (checked);
     the nets are sharded across ranks, loss and hypergradient averaged over all of them, and
     only rank 0 writes ``run_dir`` and computes the test accuracy of ``eval_every``.
+
+    This function assembles the loop (:class:`LoopState`, :class:`OuterStep` and the callbacks
+    of :mod:`softdistill.callbacks`) from ``cfg`` and runs it.
 
     Raises:
         DivergenceError: the loss became NaN/inf; the last good checkpoint is kept.
@@ -404,57 +629,33 @@ def distill(
     method, why = choose_hypergrad(cfg, model, syn, dict(model.named_parameters()))
     if cfg.hypergrad == "auto" and main:
         log.info("hypergrad auto: %s (%s)", method, why)
-    loop_cfg = cfg.replace(hypergrad=method)  # what every outer step runs
     chunk = outer_chunk(cfg, device)
     if main and 0 < chunk < batches.batch_size:
         log.info("outer loss in chunks of %d real examples (outer_chunk)", chunk)
-    truncation = stream(cfg.seed, "truncation")  # random_truncated's unroll lengths
-    noise = stream(cfg.seed, "input_noise")
-    leaves = [p for p in syn.parameters() if p.requires_grad]
-    # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
-    # returned instead of the last iterate when ema_decay > 0.
-    syn_ema = copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None
-    result_syn = syn_ema if syn_ema is not None else syn  # what is evaluated and returned
     opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999))
-    sched = outer_lr_scheduler(cfg, opt)
+    state = LoopState(
+        syn=syn,
+        opt=opt,
+        sched=outer_lr_scheduler(cfg, opt),
+        batches=batches,
+        source=source,
+        truncation=stream(cfg.seed, "truncation"),
+        noise=stream(cfg.seed, "input_noise"),
+        # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
+        # returned instead of the last iterate when ema_decay > 0
+        syn_ema=copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None,
+    )
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
     metrics_path = run_dir / io.METRICS if run_dir and main else None
-    snapshot_every = cfg.snapshot_interval if run_dir and main else 0
+    if resume and ckpt_path is None:
+        raise ValueError("resume needs a run_dir")
 
-    clip: dict[str, Any] = {"mean": None, "count": 0}  # clip_ratio: running mean gradient norm
-    # val_size: the best set so far on the held-out examples (rank 0)
-    best: dict[str, Any] = {"step": None, "acc": -math.inf, "syn": None}
-    start, elapsed = 0, 0.0
-    if resume:
-        if ckpt_path is None:
-            raise ValueError("resume needs a run_dir")
-        state = io.load_checkpoint(ckpt_path, map_location="cpu")
-        syn.load_state_dict(state["syn"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        batches.load_state_dict(state["batches"])
-        source.load_state_dict(state["nets"])
-        torch.set_rng_state(state["torch_rng"])
-        if "truncation" in state:
-            truncation.set_state(state["truncation"])
-        if syn_ema is not None:
-            syn_ema.load_state_dict(state["syn_ema"])
-        if "noise" in state:
-            noise.set_state(state["noise"])
-        if "best" in state:
-            best = state["best"]
-        if "clip" in state:
-            clip = state["clip"]
-        start, elapsed = int(state["step"]), float(state["seconds"])
-        _truncate_metrics(metrics_path, start)
-        if main:
-            _remove_partial_writes(ckpt_path, metrics_path)
-            io.remove_snapshots_after(run_dir, start)
-        log.info("resumed from %s at outer step %d", ckpt_path, start)
-    # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
-    watch = (
-        eval_nets(
+    def watch() -> list[Params]:
+        # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
+        if not (cfg.eval_every and main):
+            return []
+        return eval_nets(
             model,
             cfg,
             source.fixed,
@@ -464,181 +665,44 @@ def distill(
             sample_shape=data.sample_shape,
             n_classes=data.n_classes,
         )
-        if cfg.eval_every and main
-        else []
+
+    logging_on = main and (metrics_path is not None or on_record is not None)
+    evaluate = Evaluate(
+        model,
+        watch,
+        every=cfg.eval_every,
+        test_every=cfg.test_every,
+        val=val,
+        test=test,
+        heldout=bool(cfg.val_size),
+        score_test=logging_on,
+        stop_at_val_acc=cfg.stop_at_val_acc,
+        patience=cfg.patience,
+        main=main,
     )
-
-    def checkpoint(step: int, seconds: float) -> None:
-        if ckpt_path is None or not main:
-            return
-        state = {
-            "step": step,
-            "seconds": seconds,
-            "syn": syn.state_dict(),
-            "opt": opt.state_dict(),
-            "sched": sched.state_dict(),
-            "batches": batches.state_dict(),
-            "nets": source.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "truncation": truncation.get_state(),
-            "noise": noise.get_state(),
-            "best": best,
-            "clip": clip,
-        }
-        if syn_ema is not None:
-            state["syn_ema"] = syn_ema.state_dict()
-        io.save_checkpoint(ckpt_path, state)
-
-    if start == 0:
-        checkpoint(0, 0.0)
-        if snapshot_every:
-            io.save_snapshot(run_dir, 0, syn)
-    loss_value = math.nan
-    t0 = time.perf_counter() - elapsed
-    for outer_step in range(start, cfg.outer_steps):
-        x_real, y_real = batches.next()
-        outer_loss = make_outer_loss(cfg, model, x_real, y_real, chunk)
-        options = hypergrad_options(loop_cfg, syn.n_steps, truncation)
-        clean_x = perturb_(syn.x_syn, cfg.input_noise, noise) if cfg.input_noise else None
-        # bf16 autocast: the inner/outer networks' matmuls and convolutions in bfloat16, every
-        # tensor that is kept (synthetic set, weights, gradients) in float32
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp == "bf16"):
-            loss, grads = outer_grads(
-                model, source.draw(), syn, outer_loss, batched=cfg.batched_nets, **options
-            )
-        if clean_x is not None:  # the hypergradient was taken at the perturbed point
-            with torch.no_grad():
-                syn.x_syn.copy_(clean_x)
-        loss, grads = distributed.all_reduce_mean(loss, grads, source.n_local, cfg.n_nets)
-        grad_norm = torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))
-        loss_value, grad_norm_value = torch.stack([loss, grad_norm]).tolist()  # one host sync
-        if not (math.isfinite(loss_value) and math.isfinite(grad_norm_value)):
-            raise DivergenceError(
-                f"the outer loss became {loss_value} (gradient norm {grad_norm_value}) at outer "
-                f"step {outer_step}"
-                + (f"; the last good state is in {ckpt_path}" if ckpt_path else "")
-                + f". Try a lower lr (now {cfg.lr}) or init_lr (now {cfg.init_lr}; the original "
-                "code's distill_lr)."
-            )
-        if cfg.clip_ratio:
-            # clip the hypergradient's norm at clip_ratio x the running mean of earlier norms
-            # (each taken clipped): a rare huge gradient would otherwise move Adam up to
-            # ~1 / sqrt(1 - beta2) times its usual step
-            typical = clip["mean"]
-            if typical is not None and grad_norm_value > cfg.clip_ratio * typical:
-                scale = cfg.clip_ratio * typical / grad_norm_value
-                grads = [g * scale for g in grads]
-                clip["count"] += 1
-            kept = (
-                grad_norm_value
-                if typical is None
-                else min(grad_norm_value, cfg.clip_ratio * typical)
-            )
-            clip["mean"] = kept if typical is None else 0.99 * typical + 0.01 * kept
-        for p, g in zip(leaves, grads):
-            p.grad = g
-        opt.step()
-        sched.step()
-        step = outer_step + 1
-        if syn_ema is not None:
-            # warm-up so early steps are not dominated by the initial values
-            decay = min(cfg.ema_decay, step / (step + 10))
-            with torch.no_grad():
-                torch._foreach_lerp_(list(syn_ema.parameters()), list(syn.parameters()), 1 - decay)
-        info = {"loss": loss_value}
-        last = step == cfg.outer_steps
-        want_eval = cfg.eval_every and (step % cfg.eval_every == 0 or last)
-        logging_on = main and (metrics_path is not None or on_record is not None)
-        # the watched nets trained once per evaluation, scored on the held-out and test splits
-        trained = replay(model, watch, result_syn.detached_steps()) if want_eval and main else []
-        val_acc = None
-        if trained and val is not None:
-            val_acc = EvalResult([accuracy(model, p, val) for p in trained]).mean
-            if val_acc > best["acc"]:
-                best = {"step": step, "acc": val_acc, "syn": copy.deepcopy(result_syn.state_dict())}
-            best["evals"] = best.get("evals", 0) + 1
-            best["since"] = 0 if best["step"] == step else best.get("since", 0) + 1
-        stop = None  # early stop (val_size): a held-out target reached, or no gain for a while
-        if want_eval and val is not None and not last:
-            if cfg.stop_at_val_acc is not None and main and best["acc"] >= cfg.stop_at_val_acc:
-                stop = f"held-out accuracy {best['acc']:.4f} reached stop_at_val_acc"
-            elif cfg.patience and main and best.get("since", 0) >= cfg.patience:
-                stop = f"no better held-out accuracy in {cfg.patience} evaluations (patience)"
-            if distributed.broadcast_flag(stop is not None) and stop is None:
-                stop = "rank 0 stopped early"
-            if stop is not None:
-                last = True
-        if logging_on and (step % cfg.log_every == 0 or last or step == 1 or want_eval):
-            lrs = syn.lrs.detach()
-            record = {
-                "step": step,
-                "loss": loss_value,
-                "grad_norm": grad_norm_value,
-                "outer_lr": opt.param_groups[0]["lr"] / opt.param_groups[0].get("lr_factor", 1.0),
-                "lr_mean": lrs.mean().item(),
-                "lr_min": lrs.min().item(),
-                "lr_max": lrs.max().item(),
-                "seconds": time.perf_counter() - t0,
-            }
-            if "n_steps" in options:
-                record["n_steps"] = options["n_steps"]
-            if cfg.clip_ratio:
-                record["clipped"] = clip["count"]  # outer steps clipped so far
-            every = cfg.test_every or cfg.eval_every
-            new_best = val_acc is not None and best["step"] == step
-            if want_eval and (step % every == 0 or last or new_best):
-                acc = EvalResult([accuracy(model, p, test) for p in trained]).mean
-                record["test_acc"] = info["test_acc"] = acc
-            if val_acc is not None:
-                record["val_acc"] = info["val_acc"] = val_acc
-            if metrics_path is not None:
-                io.append_jsonl(metrics_path, record)
-            if on_record is not None:
-                on_record(record)
-        if snapshot_every and (step % snapshot_every == 0 or last):
-            io.save_snapshot(run_dir, step, syn)
-        if step % cfg.checkpoint_every == 0 or last:
-            checkpoint(step, time.perf_counter() - t0)
-        if progress is not None:
-            progress(step, info)
-        if stop is not None:
-            log.info("stopped early at outer step %d of %d: %s", step, cfg.outer_steps, stop)
-            break
-    seconds = time.perf_counter() - t0
-    steps_done = step if cfg.outer_steps > start else start
-    selected = None
-    if best["syn"] is not None:
-        result_syn = copy.deepcopy(result_syn)
-        result_syn.load_state_dict(best["syn"])
-        # held-out evaluations: every eval_every steps and at the last one
-        n_evals = steps_done // cfg.eval_every + bool(steps_done % cfg.eval_every)
-        selected = {
-            "step": best["step"],
-            "val_acc": best["acc"],
-            "val_size": cfg.val_size,
-            "evaluations": n_evals,
-        }
-        if steps_done < cfg.outer_steps:
-            selected["stopped_early"] = steps_done
-        if n_evals > 1:
-            log.info(
-                "kept the set of outer step %d, the best of %d held-out evaluations: accuracy "
-                "%.4f on %d held-out training examples",
-                best["step"],
-                n_evals,
-                best["acc"],
-                cfg.val_size,
-            )
-        else:
-            log.info(
-                "one held-out evaluation only, at the last step (eval_every %d >= outer_steps "
-                "%d), so no selection: the last set is kept (accuracy %.4f on %d held-out "
-                "training examples)",
-                cfg.eval_every,
-                steps_done,
-                best["acc"],
-                cfg.val_size,
-            )
+    hooks: list[Callback] = [evaluate, *callbacks]
+    if logging_on:
+        hooks.append(
+            Metrics(metrics_path, on_record, log_every=cfg.log_every, clipping=bool(cfg.clip_ratio))
+        )
+    if run_dir is not None and main:
+        hooks.append(Snapshots(run_dir, cfg.snapshot_interval))
+        hooks.append(Checkpoints(ckpt_path, cfg.checkpoint_every, metrics_path))
+    if progress is not None:
+        hooks.append(Progress(progress))
+    loop = OuterLoop(state, OuterStep(cfg, model, method, chunk, ckpt_path), hooks)
+    if resume:
+        loop.resume(ckpt_path)
+    else:
+        loop.start()
+    start = state.step
+    event = loop.run(cfg.outer_steps)
+    seconds = state.elapsed()
+    steps_done = state.step if cfg.outer_steps > start else start
+    loss_value = event.loss if event is not None else math.nan
+    result_syn, selected = evaluate.kept(
+        state.result_syn, steps_done, cfg.outer_steps, cfg.val_size
+    )
     return DistillResult(result_syn, source.fixed, steps_done, seconds, loss_value, selected)
 
 
@@ -659,24 +723,3 @@ def perturb_(x: Tensor, std: float, generator: torch.Generator) -> Tensor:
     with torch.no_grad():
         x.add_(std * torch.randn(x.shape, generator=generator).to(x))
     return clean
-
-
-def _remove_partial_writes(*paths: Path) -> None:
-    """Delete the temporary files of atomic writes cut short by a crash (they can be large)."""
-    for path in paths:
-        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-
-
-def _truncate_metrics(path: Path | None, step: int) -> None:
-    """Drop metrics lines logged after ``step`` (written before a crash, redone on resume)."""
-    if path is None or not path.exists():
-        return
-    keep = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)["step"] <= step:
-                keep.append(line)
-        except (ValueError, KeyError):
-            break
-    io.atomic_write(path, lambda tmp: Path(tmp).write_text("".join(k + "\n" for k in keep)))
