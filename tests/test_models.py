@@ -32,6 +32,23 @@ def test_lenet_rejects_other_sizes_and_suggests_convnet():
         build("lenet", (1, 8, 8), 10)
 
 
+def test_lenet_without_autograd_pools_to_the_same_values():
+    """The evaluation path (elementwise maxima) equals max_pool2d bitwise, ties included."""
+    from softdistill.models.lenet import max_pool2
+
+    x = torch.randn(3, 6, 28, 28, dtype=torch.float64).relu()  # ReLU zeros: ties in a window
+    x[0, 0, :2, :2] = 1.5  # a window of four equal positive values
+    with torch.no_grad():
+        assert torch.equal(max_pool2(x), torch.nn.functional.max_pool2d(x, 2))
+        assert max_pool2(x[..., :27, :27]).shape == (3, 6, 13, 13)  # odd sizes: max_pool2d
+    for shape in ((1, 28, 28), (3, 32, 32)):
+        model = build("lenet", shape, 10)
+        x = torch.randn(5, *shape)
+        with torch.no_grad():
+            fast = model(x)
+        assert torch.equal(fast, model(x).detach())
+
+
 def test_unknown_arch_suggests_nearest():
     with pytest.raises(ValueError, match="did you mean 'lenet'"):
         build("lenett", (1, 28, 28), 10)
