@@ -71,11 +71,11 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/profile_step.py
 
 # One self-contained GPU run: needs only a python with a CUDA build of torch (the package is
-# imported from src/, nothing is installed). Writes $(OUT)/gpu_bench.md and .json.
+# imported from src/ via PYTHONPATH, nothing is installed). Writes $(OUT)/gpu_bench.md and .json.
 GPU_PYTHON ?= python3
 OUT ?= benchmarks/results/gpu
 gpu-bench:
-	$(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
+	PYTHONPATH=src $(GPU_PYTHON) benchmarks/gpu_bench.py $(OUT)
 
 datasets: $(STAMP)
 	$(NEED_DATA)

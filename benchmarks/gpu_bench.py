@@ -30,19 +30,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+import torch
+import torch.nn.functional as F
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from softdistill.core import (  # noqa: E402
+from softdistill.core import (
     SyntheticSet,
     batched_hypergradient,
     forward,
     hypergradient,
     unroll,
 )
-from softdistill.models import build, init_params  # noqa: E402
+from softdistill.models import build, init_params
 
 
 class Bench:

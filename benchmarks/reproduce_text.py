@@ -37,17 +37,17 @@ from pathlib import Path
 import torch
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from softdistill import io
+from softdistill.cli import main as cli_main
+from softdistill.config import Config, layer_values
+from softdistill.data import load_config
+from softdistill.distillation import distill
+from softdistill.evaluation import train_full
+from softdistill.models import build
+from softdistill.nets import eval_nets
 
-from softdistill import io  # noqa: E402
-from softdistill.cli import main as cli_main  # noqa: E402
-from softdistill.config import Config, layer_values  # noqa: E402
-from softdistill.data import load_config  # noqa: E402
-from softdistill.distillation import distill  # noqa: E402
-from softdistill.evaluation import train_full  # noqa: E402
-from softdistill.models import build  # noqa: E402
-from softdistill.nets import eval_nets  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
 
 # row -> published number (%; the text paper, Sucholutsky & Schonlau, and its authors' run logs)
 # and full-data epochs; random-init rows are evaluated on the preset's test_n_nets unseen inits
