@@ -283,6 +283,25 @@ def row_command(row: str, tag: str, seeds: list[int], sets: list[str]) -> str:
     return cmd + (f" --tag {tag}" if tag else "")
 
 
+def row_of_label(cell: str) -> tuple[str | None, str]:
+    """The row and tag of a table line's first cell (``| TREC-6 BiLSTM fixed, 6 [tag]``)."""
+    label, _, tag = cell.removeprefix("| ").partition(" [")
+    row = next((r for r, v in ROWS.items() if v["label"] == label), None)
+    return row, tag.removesuffix("]")
+
+
+def kept_lines(path: str | None, header: str) -> dict[str, str]:
+    """The finished lines of an earlier table (``--keep``), by first cell; its columns must be
+    this table's."""
+    if not path:
+        return {}
+    text = Path(path).read_text().splitlines()
+    if header not in text:
+        raise SystemExit(f"--keep {path}: its columns differ from this table's; not merged")
+    body = [line for line in text[text.index(header) + 2 :] if line.startswith("| ")]
+    return {line.split(" | ")[0]: line for line in body if "| not run (" not in line}
+
+
 def table(results: list[dict], args) -> str:
     """One line per (row, tag): the distilled accuracy as the mean ± std over its seeds (fixed
     init: one net per seed) or over its evaluation nets (random init, one seed), every seed's
@@ -294,7 +313,8 @@ def table(results: list[dict], args) -> str:
     head = ["setting", "embeddings", "sentences × steps", "outer steps", "published", "distilled"]
     head += ["seeds"] + [f"baseline {b}" for b in names]
     head += ["full data", "device", "distill s/step", "distill+eval wall", "command"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    header = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines: list[tuple[tuple[int, str], str]] = []  # (row order, tag) -> line
     for (row, tag), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
         first = rs[0]
@@ -332,15 +352,22 @@ def table(results: list[dict], args) -> str:
             " / ".join(f"{w / 60:.1f} min" for w in walls) or "?",
             f"`{row_command(row, tag, [r['seed'] for r in rs], overrides)}`",
         ]
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append(((list(ROWS).index(row), tag), "| " + " | ".join(cells) + " |"))
     done = {row for row, _ in groups}
+    new_keys = {line.split(" | ")[0] for _, line in lines}
+    for key, line in kept_lines(args.keep, header[0]).items():  # earlier runs' lines
+        row, tag = row_of_label(key)
+        if key not in new_keys and row is not None:
+            lines.append(((list(ROWS).index(row), tag), line))
+            done.add(row)
     for row in ROWS if args.all_runs else ():  # every row has a line: say which did not run
         if row not in done:
             pub = ROWS[row]["published"]
             cells = [ROWS[row]["label"], "—", "—", "—", f"{pub:.1f}" if pub else "—"]
             cells += ["not run (no finished run folder)"] + ["—"] * (len(head) - 7)
             cells.append(f"`{row_command(row, '', default_seeds(row), [])}`")
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(((list(ROWS).index(row), ""), "| " + " | ".join(cells) + " |"))
+    lines = header + [line for _, line in sorted(lines, key=lambda kv: kv[0])]
     machine = (
         f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
@@ -363,7 +390,8 @@ def table(results: list[dict], args) -> str:
         "variant (its config: `RUNS/<row>-<tag>.yaml`). s/step and wall: per seed. The last "
         "column is the command of the row (`softdistill distill --config configs/ROW.yaml "
         "--data-dir DATA --seed N` plus the full-data training); this table was assembled by the "
-        "command above.\n\n" + "\n".join(lines) + "\n"
+        "command above (with `--keep`: lines of rows it did not run come from the earlier table)."
+        "\n\n" + "\n".join(lines) + "\n"
     )
 
 
@@ -399,6 +427,12 @@ def main() -> int:
         help="seeds to run per row (folders ROW for seed 0, ROW-sN for seed N); default 0 and 1 "
         "for fixed-init rows (each seed another fixed init), 0 for random-init rows (evaluated "
         "on the preset's test_n_nets unseen inits)",
+    )
+    p.add_argument(
+        "--keep",
+        metavar="TABLE",
+        help="keep the lines of this earlier table (same columns) for rows or variants this "
+        "command does not tabulate (their run folders are elsewhere)",
     )
     p.add_argument(
         "--all-runs",

@@ -174,3 +174,24 @@ def test_sensitivity_table_of_a_finished_run(tmp_path):
     assert noisy != [result["base"]] * 2  # noise of 0.5 on the inputs moves the accuracy
     md = out.with_suffix(".md").read_text()
     assert "--sigma 0 0.5 --draws 2" in md
+
+
+def test_reproduce_text_keeps_finished_lines_of_an_earlier_table(tmp_path):
+    text = benchmark_module("reproduce_text")
+    header = "| setting | embeddings | distilled |"
+    old = tmp_path / "old.md"
+    old.write_text(
+        "# t\n\n" + header + "\n|---|---|---|\n"
+        "| TREC-6 BiLSTM fixed, 6 [decay60] | glove6b | 84.8 |\n"
+        "| SST-5 BiRNN fixed, 100 | — | not run (no finished run folder) |\n"
+    )
+    kept = text.kept_lines(str(old), header)
+    assert list(kept) == ["| TREC-6 BiLSTM fixed, 6 [decay60]"]  # the unfinished line is not kept
+    assert text.row_of_label("| TREC-6 BiLSTM fixed, 6 [decay60]") == (
+        "trec6_bilstm_fixed_6",
+        "decay60",
+    )
+    assert text.row_of_label("| SST-5 BiRNN fixed, 100") == ("sst5_birnn_fixed_100", "")
+    assert text.kept_lines(None, header) == {}
+    with pytest.raises(SystemExit, match="columns differ"):
+        text.kept_lines(str(old), "| setting | other |")
