@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from softdistill.results import read_eval  # torch-free
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 NOT_PRESETS = {"demo_digits"}  # configs/ files that are not paper settings
@@ -137,12 +139,12 @@ def run_preset(name: str, args: argparse.Namespace) -> dict:
         if code != 0:
             row["error"] = f"evaluate: exit code {code}"
             return row
-    ev = json.loads((out / "eval.json").read_text())
+    ev = read_eval(out)
     cfg = json.loads((out / "config.json").read_text())
-    proto = ev.get("protocol", {})
+    proto = ev.protocol
     row.update(
-        distilled=ev["distilled"],
-        baselines=ev.get("baselines", {}),
+        distilled=ev.distilled.to_dict(),
+        baselines={k: v.to_dict() for k, v in ev.baselines.items()},
         outer_steps=proto.get("outer_steps"),
         preset_outer_steps=_preset_steps(name),
         distill_seconds=proto.get("seconds"),

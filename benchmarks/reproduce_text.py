@@ -45,6 +45,7 @@ from softdistill.distillation import distill
 from softdistill.evaluation import train_full
 from softdistill.models import build
 from softdistill.nets import eval_nets
+from softdistill.results import Score, read_eval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,7 +196,7 @@ def run_row(row: str, args, seed: int = 0) -> dict:
         full = full_data(run, ROWS[row]["epochs"], args)
         io.save_json(full_path, full)
     full = io.read_json(full_path) if full_path.exists() else None
-    ev = io.read_json(run / io.EVAL)
+    ev = read_eval(run)
     cfg = io.read_json(run / io.CONFIG)
     saved = io.load_run(run)
     meta = saved.meta
@@ -249,11 +250,10 @@ def full_data(run: Path, epochs: int, args) -> dict:
     return {**res.to_dict(), "seconds": time.perf_counter() - t0, "train_examples": len(train)}
 
 
-def pct(r: dict | None) -> str:
-    if not r:
+def pct(r: Score | None) -> str:
+    if r is None:
         return "—"
-    s = f"{100 * r['mean']:.1f}"
-    return s + (f" ± {100 * r['std']:.1f}" if r.get("std") else "")
+    return f"{100 * r.mean:.1f}" + (f" ± {100 * r.std:.1f}" if r.std else "")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -306,7 +306,7 @@ def table(results: list[dict], args) -> str:
     """One line per (row, tag): the distilled accuracy as the mean ± std over its seeds (fixed
     init: one net per seed) or over its evaluation nets (random init, one seed), every seed's
     value, the baselines (mean over seeds), the full-data ceiling (seed 0's init)."""
-    names = sorted({b for r in results for b in r["eval"].get("baselines", {})})
+    names = sorted({b for r in results for b in r["eval"].baselines})
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
         groups.setdefault((r["row"], r["tag"]), []).append(r)
@@ -318,15 +318,15 @@ def table(results: list[dict], args) -> str:
     for (row, tag), rs in groups.items():
         rs = sorted(rs, key=lambda r: r["seed"])
         first = rs[0]
-        proto = first["eval"]["protocol"]
+        proto = first["eval"].protocol
         emb = embeddings_label(str(first["embeddings"]))
         pub = ROWS[row]["published"]
-        dist = [r["eval"]["distilled"] for r in rs]
+        dist = [r["eval"].distilled for r in rs]
         if len(rs) == 1:
-            acc = pct(dist[0]) + (f" ({proto['n_nets']} nets)" if proto["n_nets"] > 1 else "")
+            acc = pct(dist[0]) + (f" ({proto.n_nets} nets)" if proto.n_nets > 1 else "")
         else:
-            acc = _mean_std([d["mean"] for d in dist])
-        seeds = ", ".join(f"{r['seed']}: {100 * r['eval']['distilled']['mean']:.1f}" for r in rs)
+            acc = _mean_std([d.mean for d in dist])
+        seeds = ", ".join(f"{r['seed']}: {100 * r['eval'].distilled.mean:.1f}" for r in rs)
         cells = [
             ROWS[row]["label"] + (f" [{tag}]" if tag else ""),
             emb,
@@ -337,15 +337,20 @@ def table(results: list[dict], args) -> str:
             seeds,
         ]
         for b in names:
-            vals = [r["eval"]["baselines"][b]["mean"] for r in rs if b in r["eval"]["baselines"]]
-            one = pct(first["eval"]["baselines"].get(b))
+            vals = [r["eval"].baselines[b].mean for r in rs if b in r["eval"].baselines]
+            one = pct(first["eval"].baselines.get(b))
             cells.append(_mean_std(vals) if len(vals) > 1 else one)
         full = first["full"]
         overrides = first["info"].get("overrides") or []
-        sps = [r["eval"]["protocol"].get("seconds_per_step") for r in rs]
+        sps = [r["eval"].protocol.get("seconds_per_step") for r in rs]
         walls = [r["wall"] for r in rs if r["wall"]]
+        full_cell = (
+            pct(Score.from_dict(full)) + f" ({full['epochs']} ep, {full['seconds'] / 60:.1f} min)"
+            if full
+            else "—"
+        )
         cells += [
-            pct(full) + f" ({full['epochs']} ep, {full['seconds'] / 60:.1f} min)" if full else "—",
+            full_cell,
             str(first["info"].get("device", "?"))
             + (f", budget {first['info']['budget']:g} s" if first["info"].get("budget") else ""),
             " / ".join(f"{v:.2f}" for v in sps if v is not None) or "?",
@@ -457,7 +462,7 @@ def main() -> int:
         io.atomic_write(args.table, lambda tmp, text=text: Path(tmp).write_text(text))
         log(f"{row}: done; table so far in {args.table}")
     print(table(results, args))
-    print(json.dumps({r["name"]: r["eval"]["distilled"]["mean"] for r in results}))
+    print(json.dumps({r["name"]: r["eval"].distilled.mean for r in results}))
     return 0
 
 

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 from bench_common import RESULTS, machine_line, write_table
+from softdistill.results import read_eval  # torch-free
 
 ROOT = Path(__file__).resolve().parent.parent
 # (label, config overrides): the two settings of the per-step comparison
@@ -199,7 +200,7 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    ev = json.loads((run / "eval.json").read_text())
+    ev = read_eval(run)
     info = json.loads((run / "run.json").read_text())
     metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     target = TARGETS.get(preset)
@@ -208,17 +209,17 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
     )
     steps = metrics[-1]["step"]
     loop_seconds = metrics[-1]["seconds"]
-    selected = ev.get("protocol", {}).get("selected") or {}
+    sel = ev.selected
     return {
         "preset": preset,
         "seed": seed,
         "command": " ".join(cmd),
         "target": target,
-        "final_acc": ev["distilled"]["mean"],
-        "final_std": ev["distilled"].get("std"),
-        "selected_step": selected.get("step"),
-        "selected_val_acc": selected.get("val_acc"),
-        "stopped_early": selected.get("stopped_early"),
+        "final_acc": ev.distilled.mean,
+        "final_std": ev.distilled.std,
+        "selected_step": sel.step if sel else None,
+        "selected_val_acc": sel.val_acc if sel else None,
+        "stopped_early": sel.stopped_early if sel else None,
         "outer_steps": steps,
         "first_step_at_target": first["step"] if first else None,
         "first_seconds_at_target": first["seconds"] if first else None,

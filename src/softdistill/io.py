@@ -36,6 +36,7 @@ from safetensors.torch import load_file, save_file
 
 from softdistill import __version__
 from softdistill.core import SyntheticSet
+from softdistill.results import EvalReport
 from softdistill.typing import Params
 
 __all__ = [
@@ -414,6 +415,11 @@ class Run:
     eval: dict[str, Any] | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     info: dict[str, Any] | None = None  # run.json: command, wall time, threads, hardware
+
+    @property
+    def report(self) -> EvalReport | None:
+        """``eval`` typed (:class:`~softdistill.results.EvalReport`); None before evaluation."""
+        return EvalReport.from_dict(self.eval) if self.eval else None
 
 
 def load_run(path: str | Path, device=None) -> Run:

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from softdistill import io
 from softdistill.io import atomic_write, save_png
+from softdistill.results import Score
 from softdistill.text import decode_nearest
 
 __all__ = [
@@ -478,27 +479,22 @@ BASELINE_NAMES = {
 }
 
 
-def _acc_cell(r: dict | None) -> str:
+def _acc_cell(r: Score | None) -> str:
     """``96.17 ± 0.32`` over several nets; ``96.17 (1 net)``: no ± of a single number."""
-    if not r:
-        return "–"
-    n = len(r.get("per_net", [])) or 1
-    if n == 1:  # kNN results are per reference set, the others per trained net
-        return f"{100 * r['mean']:.2f} (1 {'set' if 'k' in r else 'net'})"
-    return f"{100 * r['mean']:.2f} ± {100 * r['std']:.2f} ({n})"
+    return r.cell() if r is not None else "–"
 
 
 def _same_kmeans_average(rd: RunData) -> bool:
     """k-means with one centroid per class in all is the class average (one batch, per_class
     1): the two rows are the same set."""
-    base = (rd.run.eval or {}).get("baselines") or {}
+    base = rd.run.report.baselines if rd.run.eval else {}
     syn = rd.run.syn
     return (
         "kmeans" in base
         and "average" in base
         and syn.n_batches == 1
         and syn.per_batch == len(set(syn.classes.tolist()))
-        and base["kmeans"]["per_net"] == base["average"]["per_net"]
+        and base["kmeans"].per_net == base["average"].per_net
     )
 
 
@@ -514,19 +510,20 @@ def _table(head: list[str], rows: list[list[str]]) -> tuple[str, str]:
 def evaluation_table(runs: list[RunData]) -> Section:
     """Methods as rows (the distilled set, before training, the reference numbers, each
     baseline), runs as columns; then the runs' settings, timing and provenance."""
-    evs = [rd.run.eval or {} for rd in runs]
-    present = {b for ev in evs for b in (ev.get("baselines") or {})}
+    evs = [rd.run.report for rd in runs]  # None: not evaluated
+    bases = [ev.baselines if ev else {} for ev in evs]
+    present = {b for base in bases for b in base}
     names = [b for b in BASELINE_ORDER if b in present] + sorted(present - set(BASELINE_ORDER))
     merge_km = "kmeans" in names and all(
-        _same_kmeans_average(rd) for rd, ev in zip(runs, evs) if "kmeans" in ev.get("baselines", {})
+        _same_kmeans_average(rd) for rd, base in zip(runs, bases) if "kmeans" in base
     )
     head = ["test accuracy (%)", *[rd.name for rd in runs]]
     rows = [
         [
             "distilled set",
-            *[_acc_cell(ev.get("distilled")) if ev else "not evaluated" for ev in evs],
+            *[_acc_cell(ev.distilled) if ev else "not evaluated" for ev in evs],
         ],
-        ["before training", *[_acc_cell(ev.get("before")) for ev in evs]],
+        ["before training", *[_acc_cell(ev.before if ev else None) for ev in evs]],
     ]
     for key, label in (("published_acc", "published"), ("full_data_acc", "full data, same model")):
         vals = [rd.run.config.get(key) for rd in runs]
@@ -539,10 +536,10 @@ def evaluation_table(runs: list[RunData]) -> Section:
             "k-means = class averages" if merge_km and b == "kmeans" else BASELINE_NAMES.get(b, b)
         )
         cells = []
-        for ev in evs:
-            r = (ev.get("baselines") or {}).get(b)
-            lr = f", lr {r['lr']:g}" if r and isinstance(r.get("lr"), int | float) else ""
-            cells.append(_acc_cell(r)[:-1] + f"{lr})" if r and lr else _acc_cell(r))
+        for base in bases:
+            r = base.get(b)
+            lr = f", lr {r.lr:g}" if r is not None and r.lr is not None else ""
+            cells.append(_acc_cell(r)[:-1] + f"{lr})" if lr else _acc_cell(r))
         rows.append([f"baseline: {label}", *cells])
     h, md = _table(head, rows)
     notes = [
@@ -558,9 +555,8 @@ def evaluation_table(runs: list[RunData]) -> Section:
     if "knn" in names:
         low = [
             rd.name
-            for rd, ev in zip(runs, evs)
-            if "knn" in (ev.get("baselines") or {})
-            and ev["baselines"]["knn"]["mean"] < 1 / max(rd.n_classes, 1)
+            for rd, base in zip(runs, bases)
+            if "knn" in base and base["knn"].mean < 1 / max(rd.n_classes, 1)
         ]
         if low:
             notes.append(
@@ -570,7 +566,7 @@ def evaluation_table(runs: list[RunData]) -> Section:
                 "own class; it measures how far the set is from real-looking data."
             )
     for rd, ev in zip(runs, evs):
-        if str(ev.get("protocol", {}).get("eval_nets", "")).endswith("(the nets distilled on)"):
+        if ev and ev.protocol.on_training_nets:
             notes.append(f"{rd.name} is evaluated on the nets it was distilled on (no test_pool).")
     h += "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
     md += "\n" + "\n".join(f"_{n}_\n" for n in notes)
@@ -595,15 +591,17 @@ def evaluation_table(runs: list[RunData]) -> Section:
         [
             "outer steps",
             *[
-                str(rd.run.meta.get("outer_steps", ev.get("protocol", {}).get("outer_steps", "–")))
+                str(rd.run.meta.get("outer_steps", ev.protocol.get("outer_steps", "–")))
+                if ev
+                else str(rd.run.meta.get("outer_steps", "–"))
                 for rd, ev in zip(runs, evs)
             ],
         ],
         [
             "s per outer step",
             *[
-                f"{ev['protocol']['seconds_per_step']:.3g}"
-                if "seconds_per_step" in ev.get("protocol", {})
+                f"{ev.protocol.get('seconds_per_step'):.3g}"
+                if ev and ev.protocol.get("seconds_per_step") is not None
                 else "–"
                 for ev in evs
             ],
@@ -622,7 +620,7 @@ def evaluation_table(runs: list[RunData]) -> Section:
 def per_class(rd: RunData, prefix: str) -> Section:
     """Per-class test accuracy of the distilled set and its confusion matrix (summed over the
     evaluation nets)."""
-    conf = ((rd.run.eval or {}).get("distilled") or {}).get("confusion")
+    conf = rd.run.report.confusion if rd.run.eval else None
     if not conf:
         note = "No confusion matrix in eval.json (evaluate the run again to get one)."
         return Section(f"<p class=note>{note}</p>", f"_{note}_\n")

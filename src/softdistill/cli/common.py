@@ -26,6 +26,7 @@ from softdistill.config import (
     layer_values,
     read_config_file,
 )
+from softdistill.results import EvalReport
 
 __all__ = [
     "Progress",
@@ -439,47 +440,43 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
-def format_summary(ev: dict) -> str:
-    def pct(r: dict) -> str:
-        n = len(r.get("per_net", [])) or 1
-        if n == 1:  # no "± 0.00" of a single number
-            return f"{100 * r['mean']:.2f}% (1 {'set' if 'k' in r else 'net'})"
-        return f"{100 * r['mean']:.2f}% ± {100 * r['std']:.2f} ({n})"
-
+def format_summary(ev: dict | EvalReport) -> str:
+    rep = ev if isinstance(ev, EvalReport) else EvalReport.from_dict(ev)
+    before = rep.before.cell("%") if rep.before is not None else "not measured"
     lines = [
-        f"test accuracy before training: {pct(ev['before'])}",
-        f"distilled ({ev['protocol']['n_steps']} steps): {pct(ev['distilled'])}",
+        f"test accuracy before training: {before}",
+        f"distilled ({rep.protocol.n_steps} steps): {rep.distilled.cell('%')}",
     ]
-    if str(ev["protocol"].get("eval_nets", "")).endswith("(the nets distilled on)"):
+    if rep.protocol.on_training_nets:
         lines.append(
             "  note: evaluated on the very nets it was distilled on (no test_pool), which "
             "flatters it; --test_pool PATH evaluates on held-out pretrained nets"
         )
-    if sel := ev["protocol"].get("selected"):
-        if sel.get("evaluations", 2) > 1:
+    if sel := rep.selected:
+        if sel.evaluations > 1:
             lines[-1] += (
-                f"  (the set of outer step {sel['step']}, best on {sel['val_size']} held-out "
-                f"training examples: {100 * sel['val_acc']:.2f}%)"
+                f"  (the set of outer step {sel.step}, best on {sel.val_size} held-out "
+                f"training examples: {100 * sel.val_acc:.2f}%)"
             )
         else:
             lines[-1] += (
-                f"  (the last set: one held-out evaluation only, {100 * sel['val_acc']:.2f}% "
-                f"on {sel['val_size']} held-out training examples; no selection)"
+                f"  (the last set: one held-out evaluation only, {100 * sel.val_acc:.2f}% "
+                f"on {sel.val_size} held-out training examples; no selection)"
             )
-        if "stopped_early" in sel:
-            lines.append(f"  stopped early at outer step {sel['stopped_early']} (see the log)")
-    for name, r in ev.get("baselines", {}).items():
-        if "k" in r:
-            extra = f" (k {r['k']}, p {r['p']:g}, reference {r['reference']})"
-        elif isinstance(r.get("lr"), int | float):
-            extra = f" (lr {r['lr']:g})"
-        elif "lr_mode" in r:
-            extra = f" (lrs {r['lr_mode']})"
+        if sel.stopped_early is not None:
+            lines.append(f"  stopped early at outer step {sel.stopped_early} (see the log)")
+    for name, r in rep.baselines.items():
+        if r.is_knn:
+            extra = f" (k {r.extra['k']}, p {r.extra['p']:g}, reference {r.extra['reference']})"
+        elif r.lr is not None:
+            extra = f" (lr {r.lr:g})"
+        elif "lr_mode" in r.extra:
+            extra = f" (lrs {r.extra['lr_mode']})"
         else:
             extra = ""
-        lines.append(f"baseline {name}{extra}: {pct(r)}")
-    if "attack" in ev:
-        a = ev["attack"]
+        lines.append(f"baseline {name}{extra}: {r.cell('%')}")
+    if rep.attack is not None:
+        a = rep.attack
         src, dst = a["attack_class"], a["target_class"]
         b, d = a["before"], a["distilled"]
         lines += [
@@ -495,10 +492,10 @@ def format_summary(ev: dict) -> str:
                 for c, (x, y) in enumerate(zip(b["per_class"], d["per_class"]))
             ),
         ]
-    if "scratch" in ev:
+    if rep.scratch is not None:
         from softdistill.protocol import format_scratch_table
 
-        sc = ev["scratch"]
+        sc = rep.scratch
         aug = f", augment {sc['augment']}" if sc.get("augment") else ""
         lines.append(
             f"scratch protocol ({sc['epochs']} epochs, {sc['n_nets']} nets per arch{aug}), "
