@@ -113,3 +113,29 @@ def test_hypergrad_options():
 def test_config_rejects_bad_scale_options(changes, message):
     with pytest.raises(ConfigError, match=message):
         Config(**changes).validate()
+
+
+def test_a_registered_hypergradient_method_is_a_config_value_with_its_own_checks(monkeypatch):
+    """One registry entry makes a method: config choices, checks and per-step options follow."""
+    from softdistill import hypergrads
+
+    assert hypergrads.choices() == ("auto", "reverse", "autograd", "truncated", "random_truncated")
+    assert [m.name for m in hypergrads.HYPERGRAD_METHODS.values() if m.exact] == [
+        "reverse",
+        "autograd",
+    ]
+    monkeypatch.setattr(hypergrads, "HYPERGRAD_METHODS", dict(hypergrads.HYPERGRAD_METHODS))
+    hypergrads.register(
+        hypergrads.HypergradMethod(
+            "last_two", "the last two steps", core_method="truncated", exact=False, windowed=True
+        )
+    )
+    with pytest.raises(ValueError, match="registered already"):
+        hypergrads.register(hypergrads.HYPERGRAD_METHODS["reverse"])
+    cfg = Config(hypergrad="last_two", window=2).validate()
+    g = torch.Generator().manual_seed(0)
+    assert hypergrad_options(cfg, 6, g) == {"method": "truncated", "keep_every": 1, "window": 2}
+    with pytest.raises(ConfigError, match="hypergrad last_two needs window >= 1"):
+        Config(hypergrad="last_two").validate()
+    with pytest.raises(ConfigError, match="applies to hypergrad truncated, random_truncated or "):
+        Config(window=2).validate()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from softdistill import hypergrads
 from softdistill.errors import ConfigError
 from softdistill.original import RENAMED_FLAGS, canonical_names
 from softdistill.utils import did_you_mean
@@ -37,7 +38,7 @@ CONFIG_VERSION = 1
 
 
 # hypergrad choices: the core's methods plus the outer loop's random truncation (RaT-BPTT)
-HYPERGRADS = ("auto", "reverse", "autograd", "truncated", "random_truncated")
+HYPERGRADS = hypergrads.choices()  # auto and the registered methods (softdistill.hypergrads)
 AMP_MODES = ("off", "bf16")
 LR_SCHEDULES = ("step", "cosine")
 
@@ -351,7 +352,7 @@ class Config:
             raise ConfigError(
                 f"attack_class and target_class are both {self.attack_class}: nothing to attack"
             )
-        choice("hypergrad", self.hypergrad, HYPERGRADS)
+        choice("hypergrad", self.hypergrad, hypergrads.choices())
         choice("amp", self.amp, AMP_MODES)
         choice("x_init", self.x_init, ("noise", "real"))
         choice("dtype", self.dtype, ("float32", "float64"))
@@ -510,22 +511,7 @@ class Config:
             )
         if self.keep_every < 0:
             raise ConfigError(f"keep_every must be >= 0 (0: sqrt(T)), got {self.keep_every}")
-        if self.hypergrad == "autograd" and self.keep_every != 1:
-            raise ConfigError(
-                f"keep_every={self.keep_every} needs hypergrad reverse or truncated; "
-                "autograd keeps the whole graph"
-            )
-        truncated = self.hypergrad in ("truncated", "random_truncated")
-        if truncated and (self.window is None or self.window < 1):
-            raise ConfigError(
-                f"hypergrad {self.hypergrad} needs window >= 1 (differentiated steps), got "
-                f"{self.window}"
-            )
-        if not truncated and self.window is not None:
-            raise ConfigError(
-                f"window={self.window} applies to hypergrad truncated or random_truncated, not "
-                f"{self.hypergrad!r}"
-            )
+        hypergrads.check(self.hypergrad, window=self.window, keep_every=self.keep_every)
         if self.amp == "bf16" and self.dtype != "float32":
             raise ConfigError(f"amp bf16 needs dtype float32 (the master copies), got {self.dtype}")
 

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import distributed, io
+from softdistill import distributed, hypergrads, io
 from softdistill.callbacks import (
     Callback,
     Checkpoints,
@@ -321,21 +321,19 @@ def choose_hypergrad(
 
 
 def hypergrad_options(cfg: Config, n_steps: int, generator: torch.Generator) -> dict[str, Any]:
-    """The hypergradient's keyword arguments for one outer step of ``cfg`` (T = ``n_steps``).
+    """The hypergradient's keyword arguments for one outer step of ``cfg`` (T = ``n_steps``),
+    from the method's registry entry (:mod:`softdistill.hypergrads`).
 
     ``random_truncated`` draws its unroll length from ``generator`` (RaT-BPTT: uniform on
     ``[window, T]``, the last ``window`` steps differentiated); the other methods draw nothing.
     """
-    method = "truncated" if cfg.hypergrad == "random_truncated" else cfg.hypergrad
-    options: dict[str, Any] = {"method": method}
-    if method != "autograd":
-        span = n_steps if cfg.window is None else min(cfg.window, n_steps)
-        options["keep_every"] = cfg.keep_every or auto_keep_every(span)
-    if cfg.window is not None:
-        options["window"] = cfg.window
-    if cfg.hypergrad == "random_truncated":
-        options["n_steps"] = sample_truncation(n_steps, cfg.window, generator)
-    return options
+    return hypergrads.get(cfg.hypergrad).options(
+        n_steps,
+        window=cfg.window,
+        keep_every=cfg.keep_every,
+        draw_length=lambda T, window: sample_truncation(T, window, generator),
+        auto_keep_every=auto_keep_every,
+    )
 
 
 @dataclass
