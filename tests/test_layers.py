@@ -74,3 +74,66 @@ def test_every_module_imports_first_in_a_fresh_package():
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == str(len(names))
+
+
+def _module_name(path: Path) -> str:
+    parts = ("softdistill", *path.relative_to(PACKAGE).with_suffix("").parts)
+    return ".".join(parts).removesuffix(".__init__")
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports when it is imported (module-level imports,
+    those under ``if``/``try`` included, ``if TYPE_CHECKING:`` blocks excluded)."""
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+    def imports(name: str, path: Path) -> set[str]:
+        found: set[str] = set()
+
+        def visit(body) -> None:
+            for node in body:
+                if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                    continue
+                if isinstance(node, ast.If | ast.Try):
+                    visit(node.body)
+                    visit(node.orelse)
+                    for handler in getattr(node, "handlers", []):
+                        visit(handler.body)
+                elif isinstance(node, ast.ImportFrom):
+                    base = node.module or ""
+                    if node.level:
+                        pkg = name if path.name == "__init__.py" else name.rpartition(".")[0]
+                        for _ in range(node.level - 1):
+                            pkg = pkg.rpartition(".")[0]
+                        base = pkg + ("." + base if base else "")
+                    for alias in node.names:
+                        sub = f"{base}.{alias.name}"
+                        found.add(sub if sub in modules else base)
+                elif isinstance(node, ast.Import):
+                    found.update(alias.name for alias in node.names)
+
+        visit(ast.parse(path.read_text()).body)
+        return {m for m in found if m in modules and m != name}
+
+    return {name: imports(name, path) for name, path in modules.items()}
+
+
+def test_the_import_graph_of_the_package_is_a_dag():
+    graph = _import_graph()
+    assert len(graph) > 40 and "softdistill.core" in graph["softdistill.distillation"]
+    cycles, state, stack = [], {}, []
+
+    def visit(u: str) -> None:
+        state[u] = "open"
+        stack.append(u)
+        for v in sorted(graph[u]):
+            if state.get(v) == "open":
+                cycles.append(" -> ".join([*stack[stack.index(v) :], v]))
+            elif v not in state:
+                visit(v)
+        stack.pop()
+        state[u] = "done"
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name)
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softdistill.data import DataError, Dataset, DatasetInfo, register
+from softdistill.data.base import DataError, Dataset, DatasetInfo, register
 from softdistill.data.images import to_split
 
 __all__ = ["IMAGE_EXTENSIONS", "load_folder", "scan_folder"]

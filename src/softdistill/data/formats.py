@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softdistill.data import DataError, cache_dir
+from softdistill.data.base import DataError, cache_dir
 from softdistill.progress import task
 
 __all__ = [

@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from softdistill.data import DataError, Dataset, DatasetInfo, Pixels, Split, normalise, register
+from softdistill.data.base import (
+    DataError,
+    Dataset,
+    DatasetInfo,
+    Pixels,
+    Split,
+    normalise,
+    register,
+)
 from softdistill.data.formats import (
     CACHE_VERSION,
     cached_arrays,

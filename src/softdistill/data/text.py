@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from softdistill.data import DataError, Dataset, DatasetInfo, Split, register
+from softdistill.data.base import DataError, Dataset, DatasetInfo, Split, register
 from softdistill.progress import task
 
 __all__ = [
