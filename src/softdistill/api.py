@@ -28,8 +28,7 @@ from softdistill.data import load_config
 from softdistill.distillation import distill as distill_loop
 from softdistill.evaluation import evaluate_config
 from softdistill.models import build
-from softdistill.report import save_synthetic_grid
-from softdistill.text import save_text_report
+from softdistill.report import save_artefacts
 
 __all__ = [
     "RESUMABLE_CHANGES",
@@ -297,7 +296,8 @@ def distill(
         "dataset": data.name,
         "classes": data.class_names,
         "modality": data.modality,
-        **({"embeddings": data.extra.get("embeddings")} if data.modality == "text" else {}),
+        # the embedding table a text set lives in (a modality's own entries of data.extra)
+        **({"embeddings": data.extra["embeddings"]} if "embeddings" in data.extra else {}),
         "mean": list(data.mean),
         "std": list(data.std),
         "arch": cfg.arch,
@@ -309,18 +309,8 @@ def distill(
     io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
     if result.nets is not None:
         io.save_params(out / io.INIT, result.nets)
-    if data.modality == "text":
-        save_text_report(out, result.syn, data)
+    save_artefacts(out, result.syn, data)  # the modality's own files (report.ARTEFACT_WRITERS)
     io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
-    if data.modality == "image":
-        save_synthetic_grid(
-            result.syn.x_syn,
-            result.syn.y_soft,
-            data.class_names,
-            out / "report" / "synthetic.png",
-            mean=data.mean,
-            std=data.std,
-        )
     t_eval = time.time()
     if evaluate:
         log.info("evaluating")

@@ -33,10 +33,11 @@ from torch import Tensor
 from softdistill import io
 from softdistill.io import atomic_write, save_png
 from softdistill.results import Score
-from softdistill.text import decode_nearest
+from softdistill.text import decode_nearest, save_text_report
 
 __all__ = [
     "EXAMPLE_VIEWS",
+    "ARTEFACT_WRITERS",
     "Report",
     "RunData",
     "Section",
@@ -44,6 +45,8 @@ __all__ = [
     "denormalise",
     "evolution_gif",
     "load_run_data",
+    "save_artefacts",
+    "save_image_artefacts",
     "save_synthetic_grid",
     "to_uint8_images",
     "top_labels",
@@ -933,3 +936,31 @@ def save_synthetic_grid(
         )
     fig.tight_layout()
     return save_png(fig, path, dpi=110)
+
+
+def save_image_artefacts(out: str | Path, syn, data) -> None:
+    """What an image run adds to its folder: ``report/synthetic.png``, the learned images with
+    their top labels."""
+    save_synthetic_grid(
+        syn.x_syn,
+        syn.y_soft,
+        data.class_names,
+        Path(out) / "report" / "synthetic.png",
+        mean=data.mean,
+        std=data.std,
+    )
+
+
+# modality -> writer(run_dir, syn, data): the files a finished run of that modality adds to its
+# folder (beside EXAMPLE_VIEWS, how the report shows them). Add a modality by adding both.
+ARTEFACT_WRITERS: dict[str, Callable[..., None]] = {
+    "image": save_image_artefacts,
+    "text": save_text_report,
+}
+
+
+def save_artefacts(out: str | Path, syn, data) -> None:
+    """The modality's own files of a finished run (:data:`ARTEFACT_WRITERS`; none if unknown)."""
+    writer = ARTEFACT_WRITERS.get(data.modality)
+    if writer is not None:
+        writer(out, syn, data)
