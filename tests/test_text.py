@@ -615,7 +615,7 @@ def test_auto_prefers_the_glove6b_package_then_the_data_dir_file_then_random(tmp
     import sys
 
     from softdistill.data import DataError
-    from softdistill.data.text import GLOVE6B_PACKAGE, _resolve_embeddings
+    from softdistill.data.text.embeddings import GLOVE6B_PACKAGE, _resolve_embeddings
 
     data_dir = tmp_path / "data"
     (data_dir / "embeddings").mkdir(parents=True)

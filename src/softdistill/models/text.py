@@ -1,6 +1,6 @@
 """Text classifiers that take word embeddings ``(batch, maxlen, dim)``, not token ids.
 
-Real token ids are looked up in the frozen embedding table before the model (in ``data/text.py``),
+Real token ids are looked up in the frozen embedding table before the model (in ``data/text/``),
 and synthetic sentences live in that embedding space, so one model serves both and the core never
 branches on modality.
 
