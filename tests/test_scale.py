@@ -139,3 +139,26 @@ def test_a_registered_hypergradient_method_is_a_config_value_with_its_own_checks
         Config(hypergrad="last_two").validate()
     with pytest.raises(ConfigError, match="applies to hypergrad truncated, random_truncated or "):
         Config(window=2).validate()
+
+
+def test_objectives_are_a_registry_with_their_own_checks_and_targets(monkeypatch):
+    from softdistill import objectives
+
+    assert objectives.choices() == ("basic", "attack", "adapt")
+    y = torch.tensor([0, 1, 2, 1])
+    cfg = Config(objective="attack", attack_class=1, target_class=2).validate()
+    assert objectives.get("attack").targets(y, cfg).tolist() == [0, 2, 2, 2]
+    assert objectives.get("basic").targets(y, cfg) is y
+    with pytest.raises(ConfigError, match="nothing to attack"):
+        Config(objective="attack", attack_class=1, target_class=1).validate()
+    with pytest.raises(ConfigError, match="objective adapt needs nets pretrained"):
+        Config(objective="adapt").validate()
+    with pytest.raises(ConfigError, match="target_class 9 out of range"):
+        Config(objective="attack", target_class=9).validate().check_classes(3)
+    monkeypatch.setattr(objectives, "OBJECTIVES", dict(objectives.OBJECTIVES))
+    objectives.register(
+        objectives.Objective("all_zero", "everything is class 0", targets=lambda y, c: 0 * y)
+    )
+    assert Config(objective="all_zero").validate().objective == "all_zero"
+    with pytest.raises(ConfigError, match="unknown objective 'nope'"):
+        Config(objective="nope").validate()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from softdistill import hypergrads
+from softdistill import hypergrads, objectives
 from softdistill.errors import ConfigError
 from softdistill.original import RENAMED_FLAGS, canonical_names
 from softdistill.utils import did_you_mean
@@ -332,12 +332,8 @@ class Config:
             choice("nets", self.nets, ("fixed", "random", "pool:PATH"))
         elif not self.pool_path:
             raise ConfigError("nets pool:PATH needs a path to a pool folder, e.g. pool:pools/mnist")
-        choice("objective", self.objective, ("basic", "attack", "adapt"))
-        if self.objective == "adapt" and self.pool_path is None:
-            raise ConfigError(
-                "objective adapt needs nets pretrained on a source dataset: nets pool:PATH "
-                f"(got nets {self.nets!r}); make a pool with `softdistill train`"
-            )
+        choice("objective", self.objective, objectives.choices())
+        objectives.get(self.objective).check(self)  # the objective's own (softdistill.objectives)
         if self.test_pool is not None and self.pool_path is None:
             raise ConfigError(
                 f"test_pool {self.test_pool!r} is for runs on pretrained nets (nets pool:PATH); "
@@ -347,10 +343,6 @@ class Config:
             raise ConfigError(
                 f"attack_class and target_class must be >= 0, got {self.attack_class} and "
                 f"{self.target_class}"
-            )
-        if self.objective == "attack" and self.attack_class == self.target_class:
-            raise ConfigError(
-                f"attack_class and target_class are both {self.attack_class}: nothing to attack"
             )
         choice("hypergrad", self.hypergrad, hypergrads.choices())
         choice("amp", self.amp, AMP_MODES)
@@ -516,9 +508,10 @@ class Config:
             raise ConfigError(f"amp bf16 needs dtype float32 (the master copies), got {self.dtype}")
 
     def check_classes(self, n_classes: int) -> None:
-        """ConfigError if the attack classes are not classes of the dataset."""
-        if self.objective == "attack":
-            for key in ("attack_class", "target_class"):
+        """ConfigError if the classes the objective names (attack_class, target_class) are not
+        classes of the dataset."""
+        if self.objective in objectives.OBJECTIVES:
+            for key in objectives.get(self.objective).class_keys:
                 if getattr(self, key) >= n_classes:
                     raise ConfigError(
                         f"{key} {getattr(self, key)} out of range: the dataset has classes "

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill import distributed, hypergrads, io
+from softdistill import distributed, hypergrads, io, objectives
 from softdistill.callbacks import (
     Callback,
     Checkpoints,
@@ -61,7 +61,6 @@ __all__ = [
     "OuterStep",
     "RealBatches",
     "AUTO_GRAPH_BYTES",
-    "attack_labels",
     "choose_hypergrad",
     "distill",
     "holdout",
@@ -184,27 +183,18 @@ def basic_outer_loss(model: nn.Module, x: Tensor, y: Tensor, chunk: int = 0) -> 
     return lambda params: F.cross_entropy(forward(model, params, x), y)
 
 
-def attack_labels(y: Tensor, attack_class: int, target_class: int) -> Tensor:
-    """``y`` with every ``attack_class`` replaced by ``target_class`` (the attack's goal)."""
-    return torch.where(y == attack_class, torch.full_like(y, target_class), y)
-
-
 def make_outer_loss(
     cfg: Config, model: nn.Module, x: Tensor, y: Tensor, chunk: int = 0
 ) -> OuterLoss:
     """The outer objective of ``cfg`` on the real batch ``(x, y)``, ``chunk`` examples at a
     time (0: all at once; see :func:`outer_chunk`).
 
-    ``basic``/``adapt``: cross-entropy against the true labels. ``attack``: against the labels
-    with ``attack_class`` relabelled ``target_class``, so the trained nets learn to misclassify
-    that one class while keeping the others.
+    Cross-entropy against the objective's targets (:mod:`softdistill.objectives`): ``basic``
+    and ``adapt`` the true labels; ``attack`` the labels with ``attack_class`` relabelled
+    ``target_class``, so the trained nets learn to misclassify that one class while keeping the
+    others.
     """
-    if cfg.objective == "attack":
-        y = attack_labels(y, cfg.attack_class, cfg.target_class)
-        return basic_outer_loss(model, x, y, chunk)
-    if cfg.objective in ("basic", "adapt"):
-        return basic_outer_loss(model, x, y, chunk)
-    raise ConfigError(f"unknown objective {cfg.objective!r}; expected basic, attack or adapt")
+    return basic_outer_loss(model, x, objectives.get(cfg.objective).targets(y, cfg), chunk)
 
 
 def outer_grads(
