@@ -242,3 +242,15 @@ def test_the_cache_key_hashes_8_bit_pixels_a_block_at_a_time_with_the_same_diges
         streamed = hashlib.sha256()
         evaluation._digest(streamed, px)
         assert streamed.hexdigest() == whole.hexdigest()
+
+
+def test_one_default_lr_grid_for_the_setting_and_the_functions():
+    import inspect
+
+    from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
+    from softdistill.config import DEFAULT_BASELINE_LRS, Config
+    from softdistill.evaluation import evaluate_run
+
+    assert DEFAULT_BASELINE_LRS == DEFAULT_LR_GRID == tuple(Config().baseline_lrs)
+    assert inspect.signature(evaluate_baselines).parameters["lr_grid"].default is DEFAULT_LR_GRID
+    assert inspect.signature(evaluate_run).parameters["baseline_lrs"].default is DEFAULT_LR_GRID

@@ -54,6 +54,9 @@ __all__ = [
 
 SET_BASELINES = ("random", "kmeans", "average")  # baselines that are training sets
 BASELINES = (*SET_BASELINES, "knn")
+# the lrs a tuned baseline chooses among (on training data); config.DEFAULT_BASELINE_LRS, the
+# setting's default, is the same grid (tested), spelled there to keep the config free of torch
+DEFAULT_LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
 
 
 @dataclass
@@ -285,7 +288,7 @@ def evaluate_baselines(
     *,
     names: Sequence[str] = ("random",),
     lr: str | float | LrMode = "tuned",
-    lr_grid: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+    lr_grid: Sequence[float] = DEFAULT_LR_GRID,
     draws: int = 10,
     knn_k: int = 1,
     knn_p: float = 2.0,

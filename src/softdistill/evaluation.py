@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softdistill import io
-from softdistill.baselines import evaluate_baselines
+from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split, cache_dir
 from softdistill.nets import eval_nets
@@ -125,7 +125,7 @@ def evaluate_run(
     *,
     baselines: Sequence[str] = ("random",),
     baseline_lr: str | float = "tuned",
-    baseline_lrs: Sequence[float] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
+    baseline_lrs: Sequence[float] = DEFAULT_LR_GRID,
     baseline_draws: int = 10,
     knn_k: int = 1,
     knn_p: float = 2.0,
