@@ -51,6 +51,11 @@ def test_distill_end_to_end(tmp_path, capsys):
     assert cfg["arch_args"] == {"hidden": [16]} and cfg["config_version"] == 1
     printed = capsys.readouterr().out
     assert "distilled (3 steps)" in printed and "baseline random" in printed
+    # softdistill show of an image run: the lrs, each example's top labels, the grid's path
+    assert main(["show", str(out)]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("learned learning rates: ") and "batch 0, example 9: " in shown
+    assert f"images: {out / 'report' / 'synthetic.png'}" in shown
 
     # re-evaluate the finished run: same distilled accuracy on the same fixed init
     assert main(["evaluate", str(out), "--quiet"]) == 0

@@ -28,29 +28,47 @@ def register(sub, parents) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from softdistill import io
-    from softdistill.report import top_labels
 
     if args.k < 1:
         raise UsageError(f"--k must be >= 1, got {args.k}")
     run_dir = Path(args.run_dir)
     saved = io.load_run(run_dir)
-    syn, meta = saved.syn, saved.meta
-    classes = meta.get("classes") or [str(i) for i in range(syn.n_classes)]
-    if meta.get("modality") != "text":
-        lines = ["learned learning rates: " + " ".join(f"{v:.4g}" for v in syn.lrs.tolist())]
-        y = syn.y_soft.detach()
-        for b in range(syn.n_batches):
-            for i, labels in enumerate(top_labels(y[b], classes, 3)):
-                top = ", ".join(f"{n} {v:+.3f}" for n, v in labels)
-                lines.append(f"batch {b}, example {i}: {top}")
-        grid = run_dir / "report" / "synthetic.png"
-        if grid.exists():
-            lines.append(f"images: {grid}")
-        print("\n".join(lines))
-        return 0
+    modality = saved.meta.get("modality", "image")
+    show = SHOW.get(modality)
+    if show is None:
+        raise UsageError(f"softdistill show knows {', '.join(SHOW)} runs, not {modality!r} ones")
+    return show(saved, args)
 
+
+def _classes(saved) -> list[str]:
+    return saved.meta.get("classes") or [str(i) for i in range(saved.syn.n_classes)]
+
+
+def show_image(saved, args: argparse.Namespace) -> int:
+    """The learned lrs and each example's top soft labels; where the image grid is."""
+    from softdistill.report import top_labels
+
+    syn = saved.syn
+    lines = ["learned learning rates: " + " ".join(f"{v:.4g}" for v in syn.lrs.tolist())]
+    y = syn.y_soft.detach()
+    for b in range(syn.n_batches):
+        for i, labels in enumerate(top_labels(y[b], _classes(saved), 3)):
+            top = ", ".join(f"{n} {v:+.3f}" for n, v in labels)
+            lines.append(f"batch {b}, example {i}: {top}")
+    grid = saved.path / "report" / "synthetic.png"
+    if grid.exists():
+        lines.append(f"images: {grid}")
+    print("\n".join(lines))
+    return 0
+
+
+def show_text(saved, args: argparse.Namespace) -> int:
+    """The nearest words of every position of every sentence (and the files, unless
+    ``--no-files``)."""
+    from softdistill import io
     from softdistill.text import decode_nearest, format_synthetic_text, save_nearest_heatmap
 
+    syn, run_dir, classes = saved.syn, saved.path, _classes(saved)
     emb_path = run_dir / io.EMBEDDING
     if not emb_path.exists():
         raise io.RunDirError(
@@ -67,3 +85,7 @@ def run(args: argparse.Namespace) -> int:
         save_nearest_heatmap(nearest, syn.y_soft.detach(), classes, out / "nearest.png")
         print(f"\nwrote {out / 'synthetic.txt'} and {out / 'nearest.png'}")
     return 0
+
+
+# modality -> how `softdistill show` prints a run of it (as report.EXAMPLE_VIEWS shows it)
+SHOW = {"image": show_image, "text": show_text}
