@@ -90,3 +90,14 @@ def test_a_log_line_never_joins_a_progress_bar(monkeypatch):
     at = text.index("evaluating")
     assert at == 0 or text[at - 1] in "\r\n"  # the line starts at the left margin
     assert text[at + len("evaluating")] == "\n"  # and ends there: the bar is redrawn below
+
+
+def test_outer_step_progress_of_a_resumed_run_starts_at_its_first_step(monkeypatch, caplog):
+    """start None (a resume): the step before the first one reported, so the rate counts only
+    the steps of this process; the checkpoint is not read for it."""
+    monkeypatch.setattr(common.sys, "stderr", stdio.StringIO())  # not a terminal: log lines
+    bar = common.Progress(100, None, enabled=True)
+    with caplog.at_level(logging.INFO, logger=common.log.name):
+        bar(61, {"loss": 0.5})
+    assert bar.start == 60 and "outer step 61/100  loss 0.5000" in caplog.text
+    assert bar.next_log == 61 + 10

@@ -329,10 +329,12 @@ def pick_threads(threads: int) -> str:
 class Progress:
     """A tqdm bar on a terminal; a log line every 10% otherwise (CI logs, nohup)."""
 
-    def __init__(self, total: int, start: int, enabled: bool) -> None:
-        self.total, self.start = total, start  # total may be set again before the first step
+    def __init__(self, total: int, start: int | None, enabled: bool) -> None:
+        # total may be set again before the first step; start None: the step before the first
+        # one reported (a resumed run's checkpoint step, without reading the checkpoint here)
+        self.total, self.start = total, start
         self.bar = None
-        self.next_log = start
+        self.next_log = start or 0
         self.t0 = time.perf_counter()
         self.enabled = enabled
         self.tty = sys.stderr.isatty()
@@ -340,6 +342,8 @@ class Progress:
     def __call__(self, step: int, info: dict[str, float]) -> None:
         if not self.enabled:
             return
+        if self.start is None:
+            self.start = step - 1
         if self.bar is None and self.tty:
             from tqdm import tqdm
 

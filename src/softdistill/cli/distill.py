@@ -52,7 +52,7 @@ def register(sub, parents) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from softdistill import api, distributed, io
+    from softdistill import api, distributed
     from softdistill.config import Config, read_config_file
 
     out = Path(args.out) if args.out else None
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         names = set(Config.field_names())
         overrides.update({k: v for k, v in vars(args).items() if k in names})
         cfg = api.resumed_config(out, overrides)
-        start = int(io.load_checkpoint(out / io.CHECKPOINT)["step"])
+        start = None  # the checkpoint's step: the progress learns it from the first step
     else:
         cfg = config_from_args(args)
         start = 0
