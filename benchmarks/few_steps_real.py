@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from softdistill.data import Split, load_config
     from softdistill.evaluation import accuracy, replay, train_full
     from softdistill.models import build
-    from softdistill.nets import make_nets, stream
+    from softdistill.nets import NetSpec, make_nets, stream
 
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
     cfg = api.resolve_config(args.config, **overrides)
@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     for gain in gains:
         c = cfg.replace(init_param=gain)
         # the preset's fixed init (same stream as distillation's nets: fixed)
-        net = make_nets(model, c, 1, stream(c.seed, "nets"), device="cpu", dtype=torch.float32)
+        net = make_nets(
+            model, NetSpec.of(c), 1, stream(c.seed, "nets"), device="cpu", dtype=torch.float32
+        )
         with torch.no_grad():
             loss0 = F.cross_entropy(forward(model, net[0], train.x), train.y).item()
         for lr in args.lrs:

@@ -44,7 +44,7 @@ from softdistill.data import load_config
 from softdistill.distillation import distill
 from softdistill.evaluation import train_full
 from softdistill.models import build
-from softdistill.nets import eval_nets
+from softdistill.nets import NetSpec, eval_nets
 from softdistill.results import Score, read_eval
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,7 +231,7 @@ def full_data(run: Path, epochs: int, args) -> dict:
     if cfg.nets == "fixed":
         params0 = io.load_params(run / io.INIT, device)[0]
     else:
-        params0 = eval_nets(model, cfg, None, 1, device=device, dtype=torch.float32)[0]
+        params0 = eval_nets(model, NetSpec.of(cfg), None, 1, device=device, dtype=torch.float32)[0]
     train, test = data.train.to(device), data.test.to(device)
     g = torch.Generator().manual_seed(cfg.seed)
     if args.smoke:

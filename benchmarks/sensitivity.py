@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from softdistill.data import load_config
     from softdistill.evaluation import evaluate_synthetic
     from softdistill.models import build
-    from softdistill.nets import eval_nets
+    from softdistill.nets import NetSpec, eval_nets
 
     run = io.load_run(args.run)
     overrides = {"data_dir": args.data_dir} if args.data_dir else {}
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
     nets = eval_nets(
         model,
-        cfg,
+        NetSpec.of(cfg),
         run.init_params if cfg.nets == "fixed" else None,
         args.nets,
         device="cpu",

@@ -137,3 +137,28 @@ def test_the_import_graph_of_the_package_is_a_dag():
         if name not in state:
             visit(name)
     assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+# The assembly: the modules that turn settings into parts. Below them no module imports the
+# settings class; they take the parts, or small specs such as ``nets.NetSpec``.
+ASSEMBLY = {
+    "softdistill",
+    "softdistill.api",
+    "softdistill.distillation",
+    "softdistill.train_config",
+}
+
+
+def test_only_the_assembly_imports_the_settings_class():
+    graph = _import_graph()
+    readers = sorted(
+        m
+        for m, deps in graph.items()
+        if "softdistill.config" in deps
+        and m not in ASSEMBLY
+        and not m.startswith("softdistill.cli")
+    )
+    assert "softdistill.config" in graph["softdistill.distillation"]
+    assert readers == [], "modules below the assembly importing softdistill.config: " + ", ".join(
+        readers
+    )

@@ -11,7 +11,7 @@ from helpers import blobs, make_pool
 from softdistill.cli import main
 from softdistill.config import Config, ConfigError
 from softdistill.models import build
-from softdistill.nets import NetSource, block, eval_nets
+from softdistill.nets import NetSource, NetSpec, block, eval_nets
 from softdistill.pool import PoolError, load_pool, net_seed
 
 
@@ -29,6 +29,10 @@ def _cfg(root, **kw):
     return Config(
         arch="mlp", arch_args={"hidden": [16]}, nets=f"pool:{root / 'train'}", **kw
     ).validate()
+
+
+def _spec(root, **kw):
+    return NetSpec.of(_cfg(root, **kw))
 
 
 def test_pool_folder_manifest_and_weights(pools):
@@ -95,13 +99,13 @@ def test_pool_must_fit_the_config(pools):
     model = build("mlp", data.sample_shape, 3, hidden=[8])
     cfg = Config(arch="mlp", arch_args={"hidden": [8]}, nets=f"pool:{root / 'train'}").validate()
     with pytest.raises(ConfigError, match=r"arch_args \{'hidden': \[16\]\}.*--arch mlp"):
-        NetSource(model, cfg, device="cpu", dtype=torch.float32, sample_shape=(1, 8, 8))
+        NetSource(model, NetSpec.of(cfg), device="cpu", dtype=torch.float32, sample_shape=(1, 8, 8))
     small = build("mlp", (1, 4, 4), 3, hidden=[16])
     with pytest.raises(ConfigError, match=r"shape \(1, 8, 8\)"):
-        NetSource(small, _cfg(root), device="cpu", dtype=torch.float32, sample_shape=(1, 4, 4))
+        NetSource(small, _spec(root), device="cpu", dtype=torch.float32, sample_shape=(1, 4, 4))
     model = build("mlp", data.sample_shape, 3, hidden=[16])
     with pytest.raises(ConfigError, match="n_nets 5 exceeds the 4 nets"):
-        NetSource(model, _cfg(root, n_nets=5), device="cpu", dtype=torch.float32)
+        NetSource(model, _spec(root, n_nets=5), device="cpu", dtype=torch.float32)
 
 
 def test_pool_draws_and_shards(pools):
@@ -114,14 +118,14 @@ def test_pool_draws_and_shards(pools):
             i for i, q in enumerate(pool_nets) if torch.equal(p["net.1.bias"], q["net.1.bias"])
         )
 
-    src = NetSource(model, _cfg(root, n_nets=2), device="cpu", dtype=torch.float32)
+    src = NetSource(model, _spec(root, n_nets=2), device="cpu", dtype=torch.float32)
     draws = [[index(p) for p in src.draw()] for _ in range(20)]
     assert all(len(set(d)) == 2 for d in draws)  # without replacement
     assert len({tuple(sorted(d)) for d in draws}) > 1  # a new sample every step
     # all nets every step: the two ranks' shares make up the whole pool at every step
     ranks = [
         NetSource(
-            model, _cfg(root, n_nets=4), device="cpu", dtype=torch.float32, rank=r, world_size=2
+            model, _spec(root, n_nets=4), device="cpu", dtype=torch.float32, rank=r, world_size=2
         )
         for r in range(2)
     ]
@@ -130,19 +134,21 @@ def test_pool_draws_and_shards(pools):
         assert sorted(shares[0]) == [0, 1] and sorted(shares[1]) == [2, 3]
     assert [list(block(5, r, 2)) for r in range(2)] == [[0, 1], [2, 3, 4]]
     with pytest.raises(ConfigError, match="n_nets 1 is smaller than the 2 processes"):
-        NetSource(model, _cfg(root, n_nets=1), device="cpu", dtype=torch.float32, world_size=2)
+        NetSource(model, _spec(root, n_nets=1), device="cpu", dtype=torch.float32, world_size=2)
 
 
 def test_eval_nets_come_from_the_test_pool(pools):
     root, data = pools
     model = build("mlp", data.sample_shape, 3, hidden=[16])
     cfg = _cfg(root, test_pool=str(root / "test"), test_n_nets=10)
-    nets = eval_nets(model, cfg, None, cfg.test_n_nets, device="cpu", dtype=torch.float32)
+    nets = eval_nets(
+        model, NetSpec.of(cfg), None, cfg.test_n_nets, device="cpu", dtype=torch.float32
+    )
     held_out = load_pool(root / "test").load(range(2))
     assert len(nets) == 2 and all(
         torch.equal(a["net.1.bias"], b["net.1.bias"]) for a, b in zip(nets, held_out)
     )
-    nets = eval_nets(model, _cfg(root), None, 3, device="cpu", dtype=torch.float32)
+    nets = eval_nets(model, _spec(root), None, 3, device="cpu", dtype=torch.float32)
     assert len(nets) == 3  # no test pool: the first nets of the training pool
 
 
@@ -236,3 +242,15 @@ def test_a_pool_run_without_test_pool_says_it_is_evaluated_on_its_own_nets(tmp_p
     argv += ["--batch_size", "64", "--baselines", "--out", str(tmp_path / "run"), "--quiet"]
     assert main(argv) == 0
     assert "evaluated on the very nets it was distilled on" in capsys.readouterr().out
+
+
+def test_net_spec_takes_the_settings_of_its_names(pools):
+    root, _ = pools
+    cfg = _cfg(root, n_nets=3, test_pool=str(root / "test"), init="kaiming", init_param=0.2)
+    spec = NetSpec.of(cfg)
+    assert (spec.arch, dict(spec.arch_args), spec.n_nets) == ("mlp", {"hidden": [16]}, 3)
+    assert (spec.init, spec.init_param, spec.seed) == ("kaiming", 0.2, 0)
+    assert spec.pool_path == cfg.pool_path == str(root / "train")
+    assert spec.test_pool == str(root / "test")
+    assert NetSpec.of(cfg, nets="random").pool_path is None
+    assert NetSpec().pool_path is None and NetSpec.of(Config()).nets == "fixed"

@@ -49,7 +49,7 @@ from softdistill.core import (
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
-from softdistill.nets import NetSource, eval_nets, stream
+from softdistill.nets import NetSource, NetSpec, eval_nets, stream
 from softdistill.scoring import random_real_steps
 from softdistill.typing import OuterLoss, Params
 
@@ -604,9 +604,10 @@ def distill(
     test = data.test.to(device, dtype) if cfg.eval_every and main else None
     syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
     batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
+    spec = NetSpec.of(cfg)
     source = NetSource(
         model,
-        cfg,
+        spec,
         device=device,
         dtype=dtype,
         sample_shape=data.sample_shape,
@@ -645,7 +646,7 @@ def distill(
             return []
         return eval_nets(
             model,
-            cfg,
+            spec,
             source.fixed,
             min(cfg.test_n_nets, 4),
             device=device,

@@ -24,7 +24,7 @@ from softdistill import io
 from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
 from softdistill.core import SyntheticSet, forward, unroll
 from softdistill.data import Split, cache_dir
-from softdistill.nets import eval_nets
+from softdistill.nets import NetSpec, eval_nets
 from softdistill.pool import load_pool
 from softdistill.progress import task
 from softdistill.protocol import ScratchSettings, evaluate_scratch
@@ -367,7 +367,7 @@ def evaluate_config(
     model = model.to(device=device, dtype=dtype)
     nets = eval_nets(
         model,
-        cfg,
+        NetSpec.of(cfg),
         fixed_nets if cfg.nets == "fixed" else None,
         cfg.test_n_nets,
         device=device,

@@ -7,6 +7,10 @@ drawn at random from a pool of pretrained nets every step). Evaluation nets come
 place: the fixed inits, ``test_n_nets`` fresh inits from a stream never used for training, or
 the held-out ``test_pool``.
 
+What this module needs of a run's settings is a :class:`NetSpec` (the architecture, the init,
+the source, the seed): the assembly builds one with :meth:`NetSpec.of`, and nothing here reads
+the settings object itself.
+
 Sharding (distributed runs): of the ``n_nets`` nets of a step, rank ``r`` of ``world_size``
 computes the contiguous block ``block(n_nets, r, world_size)``. Every rank draws from the same
 seeded stream, so all ranks agree on the step's global set of nets without communicating:
@@ -21,20 +25,21 @@ seeded stream, so all ranks agree on the step's global set of nets without commu
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-from softdistill.config import Config
 from softdistill.errors import ConfigError
 from softdistill.models import init_params
 from softdistill.pool import check_params, load_pool
 from softdistill.typing import Params
 
-__all__ = ["STREAMS", "NetSource", "block", "eval_nets", "make_nets", "stream"]
+__all__ = ["STREAMS", "NetSource", "NetSpec", "block", "eval_nets", "make_nets", "stream"]
 
-# Independent random streams of a run, all derived from ``cfg.seed``.
+# Independent random streams of a run, all derived from the run's seed.
 STREAMS = {
     "syn": 1,
     "nets": 2,
@@ -56,24 +61,59 @@ def block(n: int, rank: int, world_size: int) -> range:
     return range(n * rank // world_size, n * (rank + 1) // world_size)
 
 
+@dataclass(frozen=True)
+class NetSpec:
+    """Where a run's inner and evaluation networks come from (the settings of the same names).
+
+    Args:
+        arch, arch_args: the architecture (checked against a pool's).
+        init, init_param: the weight init of fresh nets and its gain / slope / std.
+        nets: ``fixed``, ``random`` or ``pool:PATH``.
+        n_nets: inner nets per outer step.
+        seed: the run's seed (the ``nets`` and ``test_nets`` streams derive from it).
+        test_pool: the held-out pool evaluated on, if any.
+    """
+
+    arch: str = "convnet"
+    arch_args: Mapping[str, Any] = field(default_factory=dict)
+    init: str = "xavier"
+    init_param: float = 1.0
+    nets: str = "fixed"
+    n_nets: int = 1
+    seed: int = 0
+    test_pool: str | None = None
+
+    @classmethod
+    def of(cls, settings: Any, **changes: Any) -> NetSpec:
+        """The spec of any object with attributes of these names (a run's ``Config``), with
+        ``changes`` laid over them."""
+        values = {f.name: getattr(settings, f.name) for f in fields(cls)}
+        return cls(**{**values, **changes})
+
+    @property
+    def pool_path(self) -> str | None:
+        """The pool folder of ``nets: pool:PATH``, else None."""
+        return self.nets[5:] if self.nets.startswith("pool:") else None
+
+
 def make_nets(
-    model: nn.Module, cfg: Config, n: int, generator: torch.Generator, *, device, dtype
+    model: nn.Module, spec: NetSpec, n: int, generator: torch.Generator, *, device, dtype
 ) -> list[Params]:
-    """``n`` fresh initialisations theta_0 following ``cfg.init``/``cfg.init_param``."""
+    """``n`` fresh initialisations theta_0 following ``spec.init``/``spec.init_param``."""
     return [
         init_params(
-            model, cfg.init, cfg.init_param, generator=generator, device=device, dtype=dtype
+            model, spec.init, spec.init_param, generator=generator, device=device, dtype=dtype
         )
         for _ in range(n)
     ]
 
 
 class NetSource:
-    """The inner networks of every outer step (``cfg.nets``: fixed, random or pool:PATH).
+    """The inner networks of every outer step (``spec.nets``: fixed, random or pool:PATH).
 
     Args:
         model: template network.
-        cfg: the run's configuration.
+        spec: where the nets come from (:meth:`NetSpec.of` a run's settings).
         sample_shape, n_classes: the dataset's (checked against a pool's when given).
         rank, world_size: this process's share of the nets (see the module docstring).
     """
@@ -81,7 +121,7 @@ class NetSource:
     def __init__(
         self,
         model: nn.Module,
-        cfg: Config,
+        spec: NetSpec,
         *,
         device,
         dtype,
@@ -90,38 +130,40 @@ class NetSource:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.model, self.cfg, self.device, self.dtype = model, cfg, device, dtype
+        self.model, self.spec, self.device, self.dtype = model, spec, device, dtype
         self.rank, self.world_size = rank, world_size
-        if cfg.n_nets < world_size:
+        if spec.n_nets < world_size:
             raise ConfigError(
-                f"n_nets {cfg.n_nets} is smaller than the {world_size} processes: every process "
+                f"n_nets {spec.n_nets} is smaller than the {world_size} processes: every process "
                 "needs at least one net per outer step; raise n_nets or use fewer processes"
             )
-        self.local = block(cfg.n_nets, rank, world_size)  # this rank's nets of a step
-        self.generator = stream(cfg.seed, "nets")
+        self.local = block(spec.n_nets, rank, world_size)  # this rank's nets of a step
+        self.generator = stream(spec.seed, "nets")
         self.fixed = (
-            make_nets(model, cfg, cfg.n_nets, self.generator, device=device, dtype=dtype)
-            if cfg.nets == "fixed"
+            make_nets(model, spec, spec.n_nets, self.generator, device=device, dtype=dtype)
+            if spec.nets == "fixed"
             else None
         )
         self.pool = None
         self.shard: list[Params] = []
-        if cfg.pool_path is not None:
-            self.pool = load_pool(cfg.pool_path)
+        if spec.pool_path is not None:
+            self.pool = load_pool(spec.pool_path)
             if sample_shape is not None:
-                self.pool.check_fits(cfg.arch, cfg.arch_args, sample_shape, n_classes, "nets pool")
+                self.pool.check_fits(
+                    spec.arch, spec.arch_args, sample_shape, n_classes, "nets pool"
+                )
             n = self.pool.n_nets
-            if cfg.n_nets > n:
+            if spec.n_nets > n:
                 raise ConfigError(
-                    f"n_nets {cfg.n_nets} exceeds the {n} nets of pool {cfg.pool_path}"
+                    f"n_nets {spec.n_nets} exceeds the {n} nets of pool {spec.pool_path}"
                 )
             # The per-rank shares of the pool and of a step's nets; a share of a step never
             # exceeds the share of the pool because both are blocks of the same proportions.
             self.shards = [block(n, r, world_size) for r in range(world_size)]
-            self.takes = [len(block(cfg.n_nets, r, world_size)) for r in range(world_size)]
+            self.takes = [len(block(spec.n_nets, r, world_size)) for r in range(world_size)]
             self.shard = self.pool.load(self.shards[rank], device=device, dtype=dtype)
             for i, p in zip(self.shards[rank], self.shard):
-                check_params(model, p, f"net {i} of pool {cfg.pool_path}")
+                check_params(model, p, f"net {i} of pool {spec.pool_path}")
 
     @property
     def n_local(self) -> int:
@@ -142,8 +184,8 @@ class NetSource:
             return mine
         nets = make_nets(
             self.model,
-            self.cfg,
-            self.cfg.n_nets,
+            self.spec,
+            self.spec.n_nets,
             self.generator,
             device=self.device,
             dtype=self.dtype,
@@ -161,7 +203,7 @@ class NetSource:
 
 def eval_nets(
     model: nn.Module,
-    cfg: Config,
+    spec: NetSpec,
     fixed: list[Params] | None,
     n: int,
     *,
@@ -178,14 +220,14 @@ def eval_nets(
     """
     if fixed is not None:
         return [{k: v.to(device=device, dtype=dtype) for k, v in p.items()} for p in fixed]
-    path = cfg.test_pool or cfg.pool_path
+    path = spec.test_pool or spec.pool_path
     if path is not None:
         pool = load_pool(path)
-        key = "test_pool" if cfg.test_pool else "nets pool"
+        key = "test_pool" if spec.test_pool else "nets pool"
         if sample_shape is not None:
-            pool.check_fits(cfg.arch, cfg.arch_args, sample_shape, n_classes, key)
+            pool.check_fits(spec.arch, spec.arch_args, sample_shape, n_classes, key)
         nets = pool.load(range(min(n, pool.n_nets)), device=device, dtype=dtype)
         for i, p in enumerate(nets):
             check_params(model, p, f"net {i} of pool {path}")
         return nets
-    return make_nets(model, cfg, n, stream(cfg.seed, "test_nets"), device=device, dtype=dtype)
+    return make_nets(model, spec, n, stream(spec.seed, "test_nets"), device=device, dtype=dtype)
