@@ -39,7 +39,7 @@ import yaml
 
 from softdistill import io
 from softdistill.cli import main as cli_main
-from softdistill.config import Config, layer_values
+from softdistill.config import Config, merge
 from softdistill.data import load_config
 from softdistill.distillation import distill
 from softdistill.evaluation import train_full
@@ -108,7 +108,7 @@ def row_config(row: str, args, seed: int | None = None) -> Config:
         changes[key] = yaml.safe_load(value)
     if seed is not None:
         changes["seed"] = seed
-    return Config.from_dict(layer_values(cfg.to_dict(), changes), source="--set").validate()
+    return merge(cfg.to_dict(), changes, source="--set")
 
 
 def default_seeds(row: str) -> list[int]:

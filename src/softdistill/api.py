@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from softdistill import __version__, distributed, io
-from softdistill.config import Config, ConfigError, layer_values, read_config_file
+from softdistill.config import Config, ConfigError, merge, read_config_file
 from softdistill.data import load_config
 from softdistill.distillation import distill as distill_loop
 from softdistill.evaluation import evaluate_config
@@ -87,10 +87,9 @@ def resolve_config(config: ConfigLike = None, **overrides) -> Config:
         values, source = read_config_file(config), str(config)
     else:
         raise ConfigError(f"config must be a Config, a dict or a file path, got {type(config)}")
-    values.pop("config_version", None)
     if overrides:
         source = f"{source} and arguments"
-    return Config.from_dict(layer_values(values, overrides), source=source).validate()
+    return merge(values, overrides, source=source)
 
 
 def resolve_device(name: str):

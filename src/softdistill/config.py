@@ -1,5 +1,10 @@
 """The run configuration: one flat dataclass, read from YAML/JSON/TOML files and CLI flags.
 
+Files give keys flat or nested by section (``outer: {lr: 0.03}``, see
+:mod:`softdistill.sections`); :meth:`Config.section` returns one section as a typed, frozen
+dataclass. :func:`merge` is the one merge of settings (defaults < a saved config < a file <
+flags) that the command line, the Python API and ``--resume`` share.
+
 Unknown keys are rejected with the nearest valid name; every value is checked against its
 field's type and coerced where the meaning is plain (``"1e-3"``, which PyYAML reads as a string,
 becomes the float 0.001; ``batch_size: 3.5`` is refused). :meth:`Config.validate` checks values
@@ -21,6 +26,7 @@ from typing import Any
 from softdistill import hypergrads, objectives
 from softdistill.errors import ConfigError
 from softdistill.original import RENAMED_FLAGS, canonical_names
+from softdistill.sections import SECTIONS, flatten_sections
 from softdistill.utils import did_you_mean
 
 __all__ = [
@@ -32,6 +38,8 @@ __all__ = [
     "bool_keys",
     "coerce_value",
     "describe_type",
+    "layered",
+    "merge",
 ]
 
 CONFIG_VERSION = 1
@@ -244,7 +252,11 @@ class Config:
         """Build from a mapping, rejecting unknown keys with the nearest valid name and values
         of the wrong type with the key's name and the type it takes."""
         names = cls.field_names()
-        d = {str(k).replace("-", "_"): v for k, v in d.items() if k != "config_version"}
+        try:
+            d = flatten_sections(d, source)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        d.pop("config_version", None)
         unknown = [k for k in d if k not in names]
         if unknown:
             k = unknown[0]
@@ -263,6 +275,15 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return {"config_version": CONFIG_VERSION, **dataclasses.asdict(self)}
+
+    def section(self, name: str) -> Any:
+        """One section of the settings (``data``, ``networks``, ``synthetic``, ``outer``,
+        ``hypergradient``, ``evaluation``, ``run``, ``logging``) as a frozen dataclass of the
+        same keys, types and defaults: ``cfg.section("outer").lr``."""
+        if name not in SECTION_TYPES:
+            raise KeyError(f"no section {name!r}{did_you_mean(name, SECTION_TYPES)}")
+        cls = SECTION_TYPES[name]
+        return cls(**{f.name: getattr(self, f.name) for f in dataclasses.fields(cls)})
 
     def replace(self, **changes) -> Config:
         return dataclasses.replace(self, **changes)
@@ -535,6 +556,50 @@ class Config:
         if len(set(classes)) != len(classes):
             raise ConfigError(f"init_labels {classes} repeats a class")
         return classes
+
+
+def _section_type(name: str, keys: tuple[str, ...]) -> type:
+    by_name = {f.name: f for f in dataclasses.fields(Config)}
+    specs = []
+    for key in keys:
+        f = by_name[key]
+        default = (
+            field(default=f.default)
+            if f.default is not dataclasses.MISSING
+            else field(default_factory=f.default_factory)
+        )
+        specs.append((key, f.type, default))
+    cls = dataclasses.make_dataclass(f"{name.title()}Settings", specs, frozen=True)
+    cls.__module__ = __name__
+    cls.__doc__ = f"The {name!r} section of :class:`Config` (see softdistill.sections)."
+    return cls
+
+
+# One frozen dataclass per section, made from Config's own fields (one source of truth).
+SECTION_TYPES: dict[str, type] = {
+    name: _section_type(name, keys) for name, keys in SECTIONS.items()
+}
+
+
+def layered(*layers: Mapping[str, Any] | None, source: str = "config") -> dict[str, Any]:
+    """``layers`` (lowest first, each flat or nested by section) as one flat mapping, each laid
+    over those below it (a count in steps replaces a lower layer's count in passes); unchecked."""
+    values: dict[str, Any] = {}
+    for layer in layers:
+        if layer:
+            try:
+                flat = flatten_sections(layer, source)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+            flat.pop("config_version", None)
+            values = layer_values(values, flat)
+    return values
+
+
+def merge(*layers: Mapping[str, Any] | None, source: str = "config") -> Config:
+    """The one merge of settings: ``layers`` lowest first (defaults < a saved config < a file
+    < flags, see :func:`layered`), checked by type and validated."""
+    return Config.from_dict(layered(*layers, source=source), source=source).validate()
 
 
 def bool_keys() -> list[str]:

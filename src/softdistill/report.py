@@ -33,6 +33,7 @@ from torch import Tensor
 from softdistill import io
 from softdistill.io import atomic_write, save_png
 from softdistill.results import Score
+from softdistill.sections import group_by_section
 from softdistill.text import decode_nearest, save_text_report
 
 __all__ = [
@@ -725,7 +726,8 @@ def schedule(runs: list[RunData]) -> Section:
 
 def config_section(runs: list[RunData]) -> Section:
     if len(runs) == 1:
-        text = json.dumps(runs[0].run.config, indent=2)
+        # grouped by section: a valid config file as it stands (.json, or .yaml)
+        text = json.dumps(group_by_section(runs[0].run.config), indent=2)
         return Section(f"<pre>{html.escape(text)}</pre>", f"```json\n{text}\n```\n")
     keys = sorted({k for rd in runs for k in rd.run.config})
     diff = [k for k in keys if len({json.dumps(rd.run.config.get(k)) for rd in runs}) > 1]
@@ -740,7 +742,7 @@ def config_section(runs: list[RunData]) -> Section:
         md += f"| {k} | " + " | ".join(vals) + " |\n"
     h += "</table>"
     for rd in runs:
-        text = json.dumps(rd.run.config, indent=2)
+        text = json.dumps(group_by_section(rd.run.config), indent=2)
         h += (
             f"<details><summary>{html.escape(rd.name)}: full config</summary>"
             f"<pre>{html.escape(text)}</pre></details>"

@@ -23,7 +23,8 @@ from softdistill.config import (
     ConfigError,
     coerce_value,
     describe_type,
-    layer_values,
+    layered,
+    merge,
     read_config_file,
 )
 from softdistill.results import EvalReport
@@ -242,16 +243,19 @@ def _default(f: dataclasses.Field) -> str:
     return str(f.default_factory())  # type: ignore[misc]
 
 
+def changes_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--config`` file < the explicit flags, as one flat mapping of settings (unchecked)."""
+    path = getattr(args, "config", None)
+    file = read_config_file(path) if path else {}
+    names = set(Config.field_names())
+    flags = {k: v for k, v in vars(args).items() if k in names}
+    return layered(file, flags, source=path or "flags")
+
+
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """``base`` (or defaults) < ``--config`` file < explicit flags; validated."""
-    values: dict[str, Any] = dataclasses.asdict(base) if base else {}
-    if getattr(args, "config", None):
-        values.update(read_config_file(args.config))
-        values.pop("config_version", None)
-    names = set(Config.field_names())
-    values = layer_values(values, {k: v for k, v in vars(args).items() if k in names})
-    cfg = Config.from_dict(values, source=getattr(args, "config", None) or "flags")
-    return cfg.validate()
+    source = getattr(args, "config", None) or "flags"
+    return merge(base.to_dict() if base else None, changes_from_args(args), source=source)
 
 
 # ----------------------------------------------------------------------------- helpers

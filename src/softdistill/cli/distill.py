@@ -16,6 +16,7 @@ from softdistill.cli.common import (
     Progress,
     UsageError,
     add_config_flags,
+    changes_from_args,
     config_from_args,
     format_summary,
     pick_device,
@@ -53,18 +54,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from softdistill import api, distributed
-    from softdistill.config import Config, read_config_file
 
     out = Path(args.out) if args.out else None
     if args.resume:
         if out is None:
             raise UsageError("--resume needs --out RUN_DIR (the run to continue)")
         # the saved config, changed only by --config/flags in RESUMABLE_CHANGES
-        overrides = dict(read_config_file(args.config)) if getattr(args, "config", None) else {}
-        overrides.pop("config_version", None)
-        names = set(Config.field_names())
-        overrides.update({k: v for k, v in vars(args).items() if k in names})
-        cfg = api.resumed_config(out, overrides)
+        cfg = api.resumed_config(out, changes_from_args(args))
         start = None  # the checkpoint's step: the progress learns it from the first step
     else:
         cfg = config_from_args(args)
