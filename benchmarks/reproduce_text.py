@@ -302,6 +302,30 @@ def kept_lines(path: str | None, header: str) -> dict[str, str]:
     return {line.split(" | ")[0]: line for line in body if "| not run (" not in line}
 
 
+def line_seeds(line: str) -> set[int]:
+    """The seeds of a table line (its ``seeds`` cell: ``0: 76.9, 1: 80.2``)."""
+    cell = line.split(" | ")[6]
+    return {int(part.split(":")[0]) for part in cell.split(", ") if part.split(":")[0].isdigit()}
+
+
+def kept_beside(kept: dict[str, str], new_seeds: dict[str, set[int]]) -> list[tuple]:
+    """(row, tag, line) of the earlier lines to keep beside the new ones (``new_seeds``: the
+    seeds of each new line, by first cell): a line no new line replaces, and a line whose seeds
+    the new line of its variant lacks (its run folders are elsewhere), marked ``earlier seeds``."""
+    out = []
+    for key, line in kept.items():
+        row, tag = row_of_label(key)
+        if row is None:
+            continue
+        if key in new_seeds:
+            if not line_seeds(line) - new_seeds[key]:
+                continue  # the new line has every seed of the earlier one
+            tag = f"{tag}, earlier seeds" if tag else "earlier seeds"
+            line = " | ".join(["| " + ROWS[row]["label"] + f" [{tag}]", *line.split(" | ")[1:]])
+        out.append((row, tag, line))
+    return out
+
+
 def table(results: list[dict], args) -> str:
     """One line per (row, tag): the distilled accuracy as the mean ± std over its seeds (fixed
     init: one net per seed) or over its evaluation nets (random init, one seed), every seed's
@@ -359,12 +383,10 @@ def table(results: list[dict], args) -> str:
         ]
         lines.append(((list(ROWS).index(row), tag), "| " + " | ".join(cells) + " |"))
     done = {row for row, _ in groups}
-    new_keys = {line.split(" | ")[0] for _, line in lines}
-    for key, line in kept_lines(args.keep, header[0]).items():  # earlier runs' lines
-        row, tag = row_of_label(key)
-        if key not in new_keys and row is not None:
-            lines.append(((list(ROWS).index(row), tag), line))
-            done.add(row)
+    new_seeds = {line.split(" | ")[0]: line_seeds(line) for _, line in lines}
+    for row, tag, line in kept_beside(kept_lines(args.keep, header[0]), new_seeds):
+        lines.append(((list(ROWS).index(row), tag), line))
+        done.add(row)
     for row in ROWS if args.all_runs else ():  # every row has a line: say which did not run
         if row not in done:
             pub = ROWS[row]["published"]

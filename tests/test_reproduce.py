@@ -195,3 +195,19 @@ def test_reproduce_text_keeps_finished_lines_of_an_earlier_table(tmp_path):
     assert text.kept_lines(None, header) == {}
     with pytest.raises(SystemExit, match="columns differ"):
         text.kept_lines(str(old), "| setting | other |")
+
+
+def test_reproduce_text_keeps_earlier_seeds_beside_a_new_line_of_the_same_variant():
+    text = benchmark_module("reproduce_text")
+    cells = ["| IMDB TextConvNet fixed, 20 [clip2]", "glove6b", "20 × 5", "2500", "80.0", "76.9"]
+    line = " | ".join([*cells, "0: 76.9", "49.8 |"])
+    assert text.line_seeds(line) == {0}
+    assert text.line_seeds(line.replace("0: 76.9", "0: 76.9, 1: 78.0")) == {0, 1}
+    kept = {cells[0]: line}
+    # the new line has seed 1 only: seed 0's line stays, marked
+    [(row, tag, out)] = text.kept_beside(kept, {cells[0]: {1}})
+    assert (row, tag) == ("imdb_textconvnet_fixed_20", "clip2, earlier seeds")
+    assert out.startswith("| IMDB TextConvNet fixed, 20 [clip2, earlier seeds] | glove6b |")
+    assert text.row_of_label(out.split(" | ")[0]) == (row, tag)
+    assert text.kept_beside(kept, {cells[0]: {0, 1}}) == []  # replaced by the new line
+    assert [t for _, t, _ in text.kept_beside(kept, {})] == ["clip2"]  # not run again: kept

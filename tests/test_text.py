@@ -198,9 +198,10 @@ def test_tsv_dataset_eager_and_lazy_agree_and_cache(tmp_path):
 def test_lazily_embedded_dataset_distills_evaluates_and_trains(tmp_path):
     """The lazily embedded split (large datasets) works through the outer loop, the evaluation
     with its random-real baseline, and full-data training."""
+    from softdistill.api import evaluate_config
     from softdistill.config import Config
     from softdistill.distillation import distill
-    from softdistill.evaluation import evaluate_config, train_full
+    from softdistill.evaluation import train_full
 
     data = load(
         f"tsv:{write_sentiment(tmp_path / 's')}", maxlen=6, embeddings="random:16", embed="lazy"

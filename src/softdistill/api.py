@@ -16,19 +16,25 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from softdistill import __version__, distributed, io
 from softdistill.config import Config, ConfigError, merge, read_config_file
-from softdistill.data import load_config
+from softdistill.core import SyntheticSet
+from softdistill.data import cache_dir, load_config
 from softdistill.distillation import distill as distill_loop
-from softdistill.evaluation import evaluate_config
+from softdistill.evaluation import evaluate_attack, evaluate_run
 from softdistill.models import build
+from softdistill.nets import NetSpec, eval_nets
+from softdistill.pool import load_pool
+from softdistill.protocol import ScratchSettings
 from softdistill.report import save_artefacts
+from softdistill.typing import Params
 
 __all__ = [
     "RESUMABLE_CHANGES",
@@ -36,12 +42,14 @@ __all__ = [
     "default_run_dir",
     "distill",
     "evaluate",
+    "evaluate_config",
     "load",
     "merge_eval",
     "method_summary",
     "resolve_config",
     "resolve_device",
     "resumed_config",
+    "scratch_settings",
 ]
 
 log = logging.getLogger("softdistill")
@@ -118,6 +126,88 @@ def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
             f"only {sorted(RESUMABLE_CHANGES)} may differ"
         )
     return cfg
+
+
+def scratch_settings(cfg: Config) -> ScratchSettings | None:
+    """The from-scratch protocol settings of ``cfg`` (None unless ``scratch`` is asked for)."""
+    if "scratch" not in cfg.protocols:
+        return None
+    return ScratchSettings(
+        epochs=cfg.scratch_epochs,
+        lr=cfg.scratch_lr,
+        momentum=cfg.scratch_momentum,
+        weight_decay=cfg.scratch_weight_decay,
+        batch_size=cfg.scratch_batch_size,
+        n_nets=cfg.scratch_n_nets,
+        labels=cfg.scratch_labels,
+        augment=cfg.scratch_augment,
+        init=cfg.init,
+        init_param=cfg.init_param,
+    )
+
+
+def evaluate_config(
+    cfg: Config,
+    data,
+    model: nn.Module,
+    syn: SyntheticSet,
+    fixed_nets: Sequence[Params] | None,
+    device,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``), on
+    ``cfg.test_n_nets`` fresh random inits never used in training (``nets: random``), or on the
+    held-out ``test_pool`` (``nets: pool:PATH``). The attack objective adds ``attack``: its
+    numbers before and after the learned steps."""
+
+    dtype = getattr(torch, cfg.dtype)
+    model = model.to(device=device, dtype=dtype)
+    nets = eval_nets(
+        model,
+        NetSpec.of(cfg),
+        fixed_nets if cfg.nets == "fixed" else None,
+        cfg.test_n_nets,
+        device=device,
+        dtype=dtype,
+        sample_shape=data.sample_shape,
+        n_classes=data.n_classes,
+    )
+    archs = cfg.scratch_archs or [cfg.arch]
+    arch_args = {cfg.arch: cfg.arch_args, **cfg.scratch_arch_args}
+    ev = evaluate_run(
+        model,
+        nets,
+        syn.to(device),
+        data.train.to(device, dtype),
+        data.test.to(device, dtype),
+        baselines=cfg.baselines,
+        baseline_lr=cfg.baseline_lr,
+        baseline_lrs=cfg.baseline_lrs,
+        baseline_draws=cfg.baseline_draws,
+        knn_k=cfg.knn_k,
+        knn_p=cfg.knn_p,
+        scratch=scratch_settings(cfg),
+        scratch_archs=archs,
+        scratch_arch_args=arch_args,
+        scratch_baselines=cfg.scratch_baselines,
+        seed=cfg.seed,
+        progress=progress,
+        cache=cache_dir() / "baselines" if cfg.baseline_cache else None,
+    )
+    ev["protocol"].update(
+        dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets, objective=cfg.objective
+    )
+    if cfg.pool_path is not None:
+        ev["protocol"]["eval_nets"] = cfg.test_pool or f"{cfg.pool_path} (the nets distilled on)"
+        ev["protocol"]["source_dataset"] = load_pool(cfg.test_pool or cfg.pool_path).dataset
+    if cfg.objective == "attack":
+        test = data.test.to(device, dtype)
+        ev["attack"] = evaluate_attack(
+            model, nets, syn.to(device), test, cfg.attack_class, cfg.target_class
+        )
+    if "scratch" in ev:
+        ev["scratch"]["distilled_arch"] = cfg.arch
+    return ev
 
 
 def check_eval_config(cfg: Config, n_synthetic: int) -> None:

@@ -23,9 +23,7 @@ from torch import Tensor, nn
 from softdistill import io
 from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
 from softdistill.core import SyntheticSet, forward, unroll
-from softdistill.data import Split, cache_dir
-from softdistill.nets import NetSpec, eval_nets
-from softdistill.pool import load_pool
+from softdistill.data import Split
 from softdistill.progress import task
 from softdistill.protocol import ScratchSettings, evaluate_scratch
 from softdistill.scoring import (
@@ -44,13 +42,11 @@ __all__ = [
     "accuracy",
     "attack_metrics",
     "evaluate_attack",
-    "evaluate_config",
     "evaluate_run",
     "evaluate_steps",
     "evaluate_synthetic",
     "random_real_steps",
     "replay",
-    "scratch_settings",
     "train_full",
 ]
 
@@ -331,88 +327,6 @@ def _result_order(names: Sequence[str], results: dict) -> list[str]:
     )
 
 
-def scratch_settings(cfg) -> ScratchSettings | None:
-    """The from-scratch protocol settings of ``cfg`` (None unless ``scratch`` is asked for)."""
-    if "scratch" not in cfg.protocols:
-        return None
-    return ScratchSettings(
-        epochs=cfg.scratch_epochs,
-        lr=cfg.scratch_lr,
-        momentum=cfg.scratch_momentum,
-        weight_decay=cfg.scratch_weight_decay,
-        batch_size=cfg.scratch_batch_size,
-        n_nets=cfg.scratch_n_nets,
-        labels=cfg.scratch_labels,
-        augment=cfg.scratch_augment,
-        init=cfg.init,
-        init_param=cfg.init_param,
-    )
-
-
-def evaluate_config(
-    cfg,
-    data,
-    model: nn.Module,
-    syn: SyntheticSet,
-    fixed_nets: Sequence[Params] | None,
-    device,
-    progress: Callable[[str], None] | None = None,
-) -> dict:
-    """``eval.json`` of a run described by ``cfg``: on its fixed inits (``nets: fixed``), on
-    ``cfg.test_n_nets`` fresh random inits never used in training (``nets: random``), or on the
-    held-out ``test_pool`` (``nets: pool:PATH``). The attack objective adds ``attack``: its
-    numbers before and after the learned steps."""
-
-    dtype = getattr(torch, cfg.dtype)
-    model = model.to(device=device, dtype=dtype)
-    nets = eval_nets(
-        model,
-        NetSpec.of(cfg),
-        fixed_nets if cfg.nets == "fixed" else None,
-        cfg.test_n_nets,
-        device=device,
-        dtype=dtype,
-        sample_shape=data.sample_shape,
-        n_classes=data.n_classes,
-    )
-    archs = cfg.scratch_archs or [cfg.arch]
-    arch_args = {cfg.arch: cfg.arch_args, **cfg.scratch_arch_args}
-    ev = evaluate_run(
-        model,
-        nets,
-        syn.to(device),
-        data.train.to(device, dtype),
-        data.test.to(device, dtype),
-        baselines=cfg.baselines,
-        baseline_lr=cfg.baseline_lr,
-        baseline_lrs=cfg.baseline_lrs,
-        baseline_draws=cfg.baseline_draws,
-        knn_k=cfg.knn_k,
-        knn_p=cfg.knn_p,
-        scratch=scratch_settings(cfg),
-        scratch_archs=archs,
-        scratch_arch_args=arch_args,
-        scratch_baselines=cfg.scratch_baselines,
-        seed=cfg.seed,
-        progress=progress,
-        cache=cache_dir() / "baselines" if cfg.baseline_cache else None,
-    )
-    ev["protocol"].update(
-        dataset=cfg.dataset, arch=cfg.arch, nets=cfg.nets, objective=cfg.objective
-    )
-    if cfg.pool_path is not None:
-        ev["protocol"]["eval_nets"] = cfg.test_pool or f"{cfg.pool_path} (the nets distilled on)"
-        ev["protocol"]["source_dataset"] = _pool_dataset(cfg.test_pool or cfg.pool_path)
-    if cfg.objective == "attack":
-        test = data.test.to(device, dtype)
-        ev["attack"] = evaluate_attack(
-            model, nets, syn.to(device), test, cfg.attack_class, cfg.target_class
-        )
-    if "scratch" in ev:
-        ev["scratch"]["distilled_arch"] = cfg.arch
-    return ev
-
-
 def train_full(
     model: nn.Module,
     params0: Params,
@@ -466,8 +380,3 @@ def train_full(
     return EvalResult(
         [accs[-1]], {"per_epoch": accs, "epochs": len(accs), "steps": steps, "lr": lr}
     )
-
-
-def _pool_dataset(path: str) -> str:
-
-    return load_pool(path).dataset

@@ -6,7 +6,7 @@ here is cross-entropy on the real batch against target labels: the true labels (
 the true labels to its targets; the config's choices and checks and the outer loss read it.
 
 Adding an objective: one :func:`register` call here (its checks, its targets), and a test; an
-objective with its own evaluation adds it to :func:`softdistill.evaluation.evaluate_config` (as
+objective with its own evaluation adds it to :func:`softdistill.api.evaluate_config` (as
 ``attack`` does). Free of torch, like the config (the targets use tensor methods only).
 """
 
