@@ -326,11 +326,21 @@ def kept_beside(kept: dict[str, str], new_seeds: dict[str, set[int]]) -> list[tu
     return out
 
 
+# The baseline columns of every table, whichever runs it holds, so that an earlier table's lines
+# (--keep) always fit: a baseline no run of the table has gets "—".
+BASELINE_COLUMNS = ("average", "kmeans", "knn", "knn_average", "knn_kmeans", "knn_random", "random")
+
+
+def baseline_columns(found) -> list[str]:
+    """The table's baseline columns: the fixed ones, then any other found in the runs."""
+    return [*BASELINE_COLUMNS, *sorted(set(found) - set(BASELINE_COLUMNS))]
+
+
 def table(results: list[dict], args) -> str:
     """One line per (row, tag): the distilled accuracy as the mean ± std over its seeds (fixed
     init: one net per seed) or over its evaluation nets (random init, one seed), every seed's
     value, the baselines (mean over seeds), the full-data ceiling (seed 0's init)."""
-    names = sorted({b for r in results for b in r["eval"].baselines})
+    names = baseline_columns(b for r in results for b in r["eval"].baselines)
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in results:
         groups.setdefault((r["row"], r["tag"]), []).append(r)

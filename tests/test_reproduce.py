@@ -211,3 +211,13 @@ def test_reproduce_text_keeps_earlier_seeds_beside_a_new_line_of_the_same_varian
     assert text.row_of_label(out.split(" | ")[0]) == (row, tag)
     assert text.kept_beside(kept, {cells[0]: {0, 1}}) == []  # replaced by the new line
     assert [t for _, t, _ in text.kept_beside(kept, {})] == ["clip2"]  # not run again: kept
+
+
+def test_reproduce_text_baseline_columns_do_not_depend_on_the_runs_present():
+    """The header is the same whichever baselines the runs computed (IMDB has no kmeans), so an
+    earlier table's lines can always be kept beside a new line."""
+    text = benchmark_module("reproduce_text")
+    all_seven = text.baseline_columns(text.BASELINE_COLUMNS)
+    assert text.baseline_columns(["random", "average", "knn"]) == all_seven
+    assert text.baseline_columns([]) == all_seven
+    assert text.baseline_columns(["random", "mine"]) == [*all_seven, "mine"]
