@@ -81,7 +81,7 @@ def _setting(label, changes, data, model, batch, rounds, steps, g) -> dict:
     from softdistill.core import forward, soft_cross_entropy
     from softdistill.distillation import distill, make_synthetic
     from softdistill.models import init_params
-    from softdistill.nets import stream
+    from softdistill.seeds import stream
 
     cfg = Config(
         dataset="mnist", arch="lenet", per_class=1, batch_size=batch, lr=0.01,

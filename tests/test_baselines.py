@@ -254,3 +254,31 @@ def test_one_default_lr_grid_for_the_setting_and_the_functions():
     assert DEFAULT_BASELINE_LRS == DEFAULT_LR_GRID == tuple(Config().baseline_lrs)
     assert inspect.signature(evaluate_baselines).parameters["lr_grid"].default is DEFAULT_LR_GRID
     assert inspect.signature(evaluate_run).parameters["baseline_lrs"].default is DEFAULT_LR_GRID
+
+
+def test_a_new_set_baseline_is_one_registered_function(monkeypatch):
+    """@set_baseline("name") is all a new set baseline needs: the run's config accepts the
+    name, evaluate_baselines builds, trains and reports it, and its kNN twin comes with it."""
+    from softdistill import baselines
+    from softdistill.config import Config, ConfigError
+
+    monkeypatch.setattr(baselines, "SET_BASELINES", dict(baselines.SET_BASELINES))
+
+    @baselines.set_baseline("first")
+    def first(train, classes, per_class, n_batches, n_classes, *, seed, draws):
+        """The first training examples of each class."""
+        xs = [train.x[(train.y == c).nonzero().flatten()[: per_class * n_batches]] for c in classes]
+        return [baselines._layout("first", xs, classes, per_class, n_batches, n_classes)]
+
+    Config(baselines=["first", "knn"]).validate()
+    with pytest.raises(ConfigError, match="unknown baseline 'second'"):
+        Config(baselines=["second"]).validate()
+    with pytest.raises(ValueError, match="taken by the kNN baselines"):
+        baselines.set_baseline("knn_mine")
+    model, nets, syn, train, test = _setup()
+    results, sets = evaluate_baselines(
+        model, nets, syn, train, test, names=("first", "knn"), lr=0.1, val_size=50
+    )
+    assert set(results) == {"first", "knn", "knn_first"}
+    assert 0 <= results["first"]["mean"] <= 1 and results["first"]["draws"] == 1
+    assert sets["first"][0].x.shape == syn.x_syn.shape

@@ -583,3 +583,29 @@ def test_early_stop_on_a_held_out_target_or_patience(tmp_path, capsys):
     assert sel["step"] == 2 and sel["stopped_early"] == 4 and sel["evaluations"] == 2
     assert main(["distill", "--out", str(tmp_path / "x"), *FAST, "--patience", "2"]) == 2
     assert "set val_size > 0" in capsys.readouterr().err
+
+
+def test_a_command_line_is_merged_and_validated_once(tmp_path, monkeypatch):
+    """The CLI merges defaults < file < flags into a validated Config; the API takes that
+    Config as it is instead of merging and validating it again."""
+    from softdistill.config import Config, is_merged, merge
+
+    calls = []
+    validate = Config.validate
+
+    def counted(self):
+        calls.append(1)
+        return validate(self)
+
+    monkeypatch.setattr(Config, "validate", counted)
+    assert main(["distill", "--out", str(tmp_path / "r"), *FAST]) == 0
+    assert len(calls) == 1
+    cfg = merge({"lr": 0.5})
+    assert is_merged(cfg)
+    cfg.lr = -1.0  # changed after the merge: the API checks it again
+    assert not is_merged(cfg)
+    import softdistill as sd
+    from softdistill.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="lr must be positive"):
+        sd.distill(cfg, out=str(tmp_path / "bad"))

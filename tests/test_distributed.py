@@ -17,7 +17,7 @@ from helpers import blobs, make_pool
 from softdistill.cli import main
 from softdistill.distillation import make_synthetic
 from softdistill.distributed import all_reduce_mean, rank_world
-from softdistill.nets import stream
+from softdistill.seeds import stream
 
 
 def _same_synthetic(a, b):

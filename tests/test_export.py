@@ -16,7 +16,7 @@ from softdistill.data import load
 from softdistill.evaluation import accuracy
 from softdistill.export import ExportError
 from softdistill.models import LeNet, init_params
-from softdistill.nets import stream
+from softdistill.seeds import stream
 
 
 def _tiny_mnist(folder):

@@ -187,7 +187,8 @@ def test_train_command_writes_resumes_and_refuses_other_settings(tmp_path, capsy
     # a larger n_nets grows the pool: the first nets are kept, one more is trained
     assert main([*argv, "--out", str(out), "--n_nets", "3"]) == 0
     assert (out / "net_0000.safetensors").stat().st_mtime_ns == stamp
-    assert [n["seed"] for n in load_pool(out).manifest["nets"]] == [0, 1, 2]
+    seeds = [net_seed(0, "train", i) for i in range(3)]
+    assert [n["seed"] for n in load_pool(out).manifest["nets"]] == seeds
     assert main(["train", "--dataset", "digits", "--split", "val", "--out", str(out)]) == 2
 
 

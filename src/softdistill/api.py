@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from softdistill import __version__, distributed, io
-from softdistill.config import Config, ConfigError, merge, read_config_file
+from softdistill.config import Config, ConfigError, is_merged, merge, read_config_file
 from softdistill.core import SyntheticSet
 from softdistill.data import cache_dir, load_config
 from softdistill.distillation import distill as distill_loop
@@ -87,6 +87,8 @@ def resolve_config(config: ConfigLike = None, **overrides) -> Config:
     if config is None:
         values: dict[str, Any] = {}
         source = "arguments"
+    elif isinstance(config, Config) and not overrides and is_merged(config):
+        return config  # merged and validated (e.g. by the command line), unchanged since
     elif isinstance(config, Config):
         values, source = config.to_dict(), "config"
     elif isinstance(config, Mapping):
@@ -330,7 +332,8 @@ def distill(
         cfg, notes = cfg.resolve_passes(len(data.train) - cfg.val_size)
         for note in notes:
             log.info(note)
-        cfg.validate()
+        if notes:
+            cfg.validate()  # the steps that the passes became
         log.info("method: %s", method_summary(cfg))
         if cfg.pool_path and not cfg.test_pool and evaluate:
             log.warning(

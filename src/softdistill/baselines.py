@@ -31,18 +31,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill.core import SyntheticSet
+from softdistill.core import SyntheticSet, layout_steps
 from softdistill.data import Split
 from softdistill.progress import task
 from softdistill.scoring import EvalResult, evaluate_steps
+from softdistill.seeds import seed_of, stream
 from softdistill.typing import Params, Step
 
 __all__ = [
-    "BASELINES",
     "SET_BASELINES",
     "BaselineSet",
     "LrMode",
     "average_set",
+    "baseline_names",
     "best_of",
     "evaluate_baselines",
     "kmeans_set",
@@ -50,10 +51,33 @@ __all__ = [
     "knn_predict",
     "parse_lr_mode",
     "random_set",
+    "set_baseline",
 ]
 
-SET_BASELINES = ("random", "kmeans", "average")  # baselines that are training sets
-BASELINES = (*SET_BASELINES, "knn")
+# The set baselines (real training sets in the synthetic set's layout), by name: a builder
+# ``(train, classes, per_class, n_batches, n_classes, *, seed, draws) -> candidate sets``. One
+# candidate is the set; several are scored on held-out training examples and the best kept.
+# A new one is one function decorated with @set_baseline("name").
+SET_BASELINES: dict[str, Callable[..., list[BaselineSet]]] = {}
+
+
+def set_baseline(name: str):
+    """Register a set baseline builder under ``name`` (see :data:`SET_BASELINES`)."""
+    if name == "knn" or name.startswith("knn_"):
+        raise ValueError(f"baseline name {name!r} is taken by the kNN baselines")
+
+    def register(builder):
+        SET_BASELINES[name] = builder
+        return builder
+
+    return register
+
+
+def baseline_names() -> tuple[str, ...]:
+    """Every baseline a run can name: the registered set baselines and ``knn``."""
+    return (*SET_BASELINES, "knn")
+
+
 # the lrs a tuned baseline chooses among (on training data); config.DEFAULT_BASELINE_LRS, the
 # setting's default, is the same grid (tested), spelled there to keep the config free of torch
 DEFAULT_LR_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3)
@@ -78,11 +102,8 @@ class BaselineSet:
         return self.x.shape[0]
 
     def steps(self, lrs: Tensor) -> list[Step]:
-        """``len(lrs)`` steps; step t trains on batch ``t % n_batches`` with ``lrs[t]``."""
-        return [
-            (self.x[t % self.n_batches], self.y[t % self.n_batches], lrs[t])
-            for t in range(len(lrs))
-        ]
+        """``len(lrs)`` steps in the synthetic set's layout (:func:`core.layout_steps`)."""
+        return layout_steps(self.x, self.y, lrs)
 
     def flat(self) -> tuple[Tensor, Tensor]:
         """All examples ``(n, *sample_shape)`` and their label vectors ``(n, n_classes)``."""
@@ -189,6 +210,23 @@ def kmeans_set(
         centers = torch.from_numpy(km.cluster_centers_).to(device=xc.device, dtype=xc.dtype)
         xs.append(centers.reshape(k, *xc.shape[1:]))
     return _layout("kmeans", xs, classes, per_class, n_batches, n_classes)
+
+
+@set_baseline("random")
+def _random_candidates(*args, seed: int, draws: int) -> list[BaselineSet]:
+    """``draws`` sets of random real examples, each from its own stream."""
+    return [random_set(*args, stream(seed, "baseline_random", d)) for d in range(draws)]
+
+
+@set_baseline("kmeans")
+def _kmeans_candidates(*args, seed: int, draws: int) -> list[BaselineSet]:
+    """One clustering (10 classes x 100 centroids take ~40 s on MNIST)."""
+    return [kmeans_set(*args, seed=seed_of(seed, "baseline_kmeans") % 2**32)]
+
+
+@set_baseline("average")
+def _average_candidates(*args, seed: int, draws: int) -> list[BaselineSet]:
+    return [average_set(*args)]
 
 
 # ----------------------------------------------------------------------------- kNN
@@ -318,9 +356,10 @@ def evaluate_baselines(
         and the kept sets of each set baseline (for other protocols).
     """
 
-    unknown = [n for n in names if n not in BASELINES]
+    known = baseline_names()
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown baseline {unknown[0]!r}; expected some of {BASELINES}")
+        raise ValueError(f"unknown baseline {unknown[0]!r}; expected some of {known}")
     mode = lr if isinstance(lr, LrMode) else parse_lr_mode(lr)
     if mode.name == "tuned" and not lr_grid:
         raise ValueError("lr mode 'tuned' needs a non-empty lr grid")
@@ -330,7 +369,7 @@ def evaluate_baselines(
     if "knn" in names and not 1 <= knn_k <= n_ref:
         raise ValueError(f"knn_k={knn_k} must be between 1 and the {n_ref} synthetic examples")
     T, dtype, device = syn.n_steps, train.x.dtype, train.x.device
-    val = train.sample(val_size, torch.Generator().manual_seed(seed + 17))
+    val = train.sample(val_size, stream(seed, "baseline_val"))
     scorers = list(nets[:score_nets])
     n_keep = max(1, math.ceil(min_trainings / len(nets)))
     learned = syn.lrs.detach().to(device=device, dtype=dtype)
@@ -343,12 +382,7 @@ def evaluate_baselines(
 
     def candidates(name: str) -> list[BaselineSet]:
         args = (train, classes, per_class, syn.n_batches, syn.n_classes)
-        if name == "average":
-            return [average_set(*args)]
-        if name == "kmeans":  # one clustering: 10 classes x 100 centroids take ~40 s on MNIST
-            return [kmeans_set(*args, seed=seed)]
-        n = max(draws, n_keep)
-        return [random_set(*args, torch.Generator().manual_seed(seed * 7919 + d)) for d in range(n)]
+        return SET_BASELINES[name](*args, seed=seed, draws=max(draws, n_keep))
 
     results: dict[str, dict] = {}
     kept_sets: dict[str, list[BaselineSet]] = {}

@@ -369,11 +369,11 @@ class Config:
         choice("amp", self.amp, AMP_MODES)
         choice("x_init", self.x_init, ("noise", "real"))
         choice("dtype", self.dtype, ("float32", "float64"))
-        from softdistill.baselines import BASELINES, parse_lr_mode
+        from softdistill.baselines import baseline_names, parse_lr_mode
         from softdistill.protocol import SCRATCH_LABELS, parse_augment
 
         for b in self.baselines:
-            choice("baseline", b, BASELINES)
+            choice("baseline", b, baseline_names())
         for p in self.protocols:
             choice("protocol", p, ("replay", "scratch"))
         for a in self.scratch_archs or []:
@@ -437,6 +437,12 @@ class Config:
 
         try:
             parse_embeddings(self.embeddings)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        from softdistill.seeds import check_seed
+
+        try:
+            check_seed(self.seed)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if self.threads < 0:
@@ -599,7 +605,16 @@ def layered(*layers: Mapping[str, Any] | None, source: str = "config") -> dict[s
 def merge(*layers: Mapping[str, Any] | None, source: str = "config") -> Config:
     """The one merge of settings: ``layers`` lowest first (defaults < a saved config < a file
     < flags, see :func:`layered`), checked by type and validated."""
-    return Config.from_dict(layered(*layers, source=source), source=source).validate()
+    cfg = Config.from_dict(layered(*layers, source=source), source=source).validate()
+    cfg._merged_as = cfg.to_dict()  # see is_merged
+    return cfg
+
+
+def is_merged(cfg: Config) -> bool:
+    """Whether ``cfg`` came out of :func:`merge` (checked by type and validated) and has not
+    been changed since: the API takes such a config as it is, so a command line's settings are
+    merged and validated once."""
+    return getattr(cfg, "_merged_as", None) == cfg.to_dict()
 
 
 def bool_keys() -> list[str]:

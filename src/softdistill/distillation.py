@@ -49,8 +49,9 @@ from softdistill.core import (
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
-from softdistill.nets import NetSource, NetSpec, eval_nets, stream
+from softdistill.nets import NetSource, NetSpec, eval_nets
 from softdistill.scoring import random_real_steps
+from softdistill.seeds import stream
 from softdistill.typing import OuterLoss, Params
 
 __all__ = [

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from softdistill import io
 from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
-from softdistill.core import SyntheticSet, forward, unroll
+from softdistill.core import SyntheticSet, unroll
 from softdistill.data import Split
+from softdistill.fit import FitSettings, fit
 from softdistill.progress import task
 from softdistill.protocol import ScratchSettings, evaluate_scratch
 from softdistill.scoring import (
@@ -238,7 +238,7 @@ def evaluate_run(
     return out
 
 
-BASELINE_CACHE_VERSION = 1
+BASELINE_CACHE_VERSION = 2  # 2: the candidate sets drawn from the named streams of seeds.py
 DIGEST_ROWS = 4096  # rows of 8-bit pixels hashed at a time for the cache key
 
 
@@ -349,34 +349,17 @@ def train_full(
         max_steps: stop after this many Adam steps in all, even in the middle of an epoch (that
             partial epoch is scored and counts as the last one); ``None``: whole epochs only.
     """
-    if epochs < 1 or batch_size < 1 or not lr > 0:
-        raise ValueError(
-            f"need epochs, batch_size >= 1 and lr > 0, got {epochs}, {batch_size}, {lr}"
-        )
-    if max_steps is not None and max_steps < 1:
-        raise ValueError(f"max_steps must be >= 1 (None: no cap), got {max_steps}")
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params0.items()}
-    opt = torch.optim.Adam(params.values(), lr=lr)
-    accs = []
-    steps = 0
-    for epoch in range(epochs):
-        if max_steps is not None and steps >= max_steps:
-            break
-        perm = torch.randperm(len(train), generator=generator).to(train.y.device)
-        for i in range(0, len(train), batch_size):
-            if max_steps is not None and steps >= max_steps:
-                break
-            steps += 1
-            idx = perm[i : i + batch_size]
-            with torch.enable_grad():
-                loss = F.cross_entropy(forward(model, params, train.x[idx]), train.y[idx])
-                grads = torch.autograd.grad(loss, tuple(params.values()))
-            for p, g in zip(params.values(), grads):
-                p.grad = g
-            opt.step()
-        accs.append(accuracy(model, params, test))
+    settings = FitSettings(epochs=epochs, batch_size=batch_size, lr=lr, max_steps=max_steps)
+    accs: list[float] = []
+
+    def scored(epoch: int, weights: list[Params], _losses) -> None:
+        accs.append(accuracy(model, weights[0], test))
         if progress is not None:
-            progress(epoch + 1, accs[-1])
+            progress(epoch, accs[-1])
+
+    steps = fit(
+        model, params0, train.x, train.y, settings, generator=generator, on_epoch=scored
+    ).steps
     return EvalResult(
         [accs[-1]], {"per_epoch": accs, "epochs": len(accs), "steps": steps, "lr": lr}
     )

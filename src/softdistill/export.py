@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from softdistill.core import unroll
+from softdistill.core import batch_of_step, unroll
 from softdistill.io import atomic_write, load_run
 from softdistill.report import denormalise, to_uint8_images
 from softdistill.typing import Step
@@ -51,7 +51,8 @@ class ExportedSet:
         x: ``(N, *sample_shape)`` inputs, N = n_batches * per_batch, batch-major.
         y_soft: ``(N, n_classes)`` label vectors.
         lrs: ``(T,)`` learning rate of each inner step.
-        step_batch: ``(T,)`` which batch step ``t`` trains on (``t % n_batches``).
+        step_batch: ``(T,)`` which batch step ``t`` trains on (``t % n_batches``, as
+            :func:`softdistill.core.batch_of_step`).
         batch: ``(N,)`` the batch of each example.
         label_class: ``(N,)`` the class each example was initialised as.
         class_names: one name per class (columns of ``y_soft``).
@@ -134,7 +135,7 @@ def from_run(run) -> ExportedSet:
         x=x,
         y_soft=y,
         lrs=lrs,
-        step_batch=torch.arange(T) % nb,
+        step_batch=batch_of_step(torch.arange(T), nb),
         batch=torch.arange(nb).repeat_interleave(syn.per_batch),
         label_class=syn.classes.cpu().repeat(nb),
         class_names=[str(c) for c in run.meta.get("classes", range(syn.n_classes))],

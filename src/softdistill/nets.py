@@ -35,25 +35,10 @@ from torch import nn
 from softdistill.errors import ConfigError
 from softdistill.models import init_params
 from softdistill.pool import check_params, load_pool
+from softdistill.seeds import stream
 from softdistill.typing import Params
 
-__all__ = ["STREAMS", "NetSource", "NetSpec", "block", "eval_nets", "make_nets", "stream"]
-
-# Independent random streams of a run, all derived from the run's seed.
-STREAMS = {
-    "syn": 1,
-    "nets": 2,
-    "data": 3,
-    "test_nets": 4,
-    "truncation": 5,
-    "val": 6,
-    "input_noise": 7,
-}
-
-
-def stream(seed: int, name: str) -> torch.Generator:
-    """The CPU generator of stream ``name`` for run seed ``seed``."""
-    return torch.Generator().manual_seed(seed * 1000 + STREAMS[name])
+__all__ = ["NetSource", "NetSpec", "block", "eval_nets", "make_nets"]
 
 
 def block(n: int, rank: int, world_size: int) -> range:

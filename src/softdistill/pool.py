@@ -16,9 +16,7 @@ pools: Adam (betas 0.5, 0.999), a step-decay schedule, shuffled minibatches, cro
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,16 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from softdistill import __version__
 from softdistill.data import Dataset, Split
 from softdistill.errors import ConfigError
+from softdistill.fit import FitSettings, fit, step_decay
 from softdistill.io import atomic_write, read_safetensors, save_json
 from softdistill.models import init_params
 from softdistill.progress import task
 from softdistill.scoring import accuracy
+from softdistill.seeds import seed_of
 from softdistill.train_config import TrainConfig
 from softdistill.typing import Params
 
@@ -48,7 +47,6 @@ __all__ = [
     "check_params",
     "load_pool",
     "net_seed",
-    "train_net",
     "train_nets",
     "train_pool",
     "write_manifest",
@@ -64,7 +62,9 @@ class PoolError(RuntimeError):
 
 def net_seed(seed: int, split: str, index: int) -> int:
     """The seed of net ``index`` of a pool: train and test pools of one base seed never meet."""
-    return seed * 1_000_000 + (0 if split == "train" else 500_000) + index
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return seed_of(seed, f"pool_{split}", index)
 
 
 def _net_file(index: int) -> str:
@@ -72,52 +72,6 @@ def _net_file(index: int) -> str:
 
 
 # ----------------------------------------------------------------------------- training
-def train_net(
-    model: nn.Module,
-    params0: Params,
-    train: Split,
-    cfg: TrainConfig,
-    generator: torch.Generator,
-    *,
-    on_epoch: Callable[[int, float], None] | None = None,
-) -> tuple[Params, float]:
-    """Ordinary minibatch training of one net from ``params0``; ``model`` is left untouched.
-
-    Returns:
-        ``(params, last_epoch_loss)``: the trained weights (detached, on ``params0``'s device)
-        and the mean training loss of the last epoch.
-    """
-    net = copy.deepcopy(model)
-    net.load_state_dict(params0, strict=True)
-    net.train()
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
-    n = len(train)
-    loss_mean = math.nan
-    for epoch in range(cfg.epochs):
-        perm = torch.randperm(n, generator=generator).to(train.x.device)
-        total, count = torch.zeros((), device=train.x.device), 0
-        for i in range(0, n, cfg.batch_size):
-            idx = perm[i : i + cfg.batch_size]
-            loss = F.cross_entropy(net(train.x[idx]), train.y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.detach() * len(idx)
-            count += len(idx)
-        sched.step()
-        loss_mean = (total / count).item()
-        if not math.isfinite(loss_mean):
-            raise PoolError(
-                f"training diverged (loss {loss_mean}) at epoch {epoch}; try a lower lr "
-                f"(now {cfg.lr})"
-            )
-        if on_epoch is not None:
-            on_epoch(epoch + 1, loss_mean)
-    params = {k: v.detach().clone() for k, v in net.named_parameters()}
-    return params, loss_mean
-
-
 def train_nets(
     model: nn.Module,
     params0: Sequence[Params],
@@ -125,48 +79,34 @@ def train_nets(
     cfg: TrainConfig,
     generators: Sequence[torch.Generator],
 ) -> list[tuple[Params, float]]:
-    """:func:`train_net` for several nets at once: their weights stacked, one vmapped step.
+    """Ordinary minibatch training of nets from ``params0`` (:func:`softdistill.fit.fit`: Adam
+    with betas (0.5, 0.999), the lr decayed by ``cfg.decay_factor`` every ``cfg.decay_every``
+    epochs); several nets are trained at once, stacked. Net ``k`` draws its batch order from
+    ``generators[k]``.
 
-    Net ``k`` starts from ``params0[k]`` and draws its minibatch order from ``generators[k]``,
-    exactly as :func:`train_net` would; Adam is elementwise, so one Adam over the stacked
-    weights is one Adam per net. The results equal training the nets one at a time up to float
-    rounding (batched kernels).
+    Returns:
+        ``(params, last_epoch_loss)`` per net: the trained weights (detached, on the weights'
+        device) and the mean training loss of the last epoch.
     """
-    from torch.func import functional_call, vmap
-
-    names = list(params0[0])
-    stacked = {k: torch.stack([p[k] for p in params0]).requires_grad_() for k in names}
-    opt = torch.optim.Adam(stacked.values(), lr=cfg.lr, betas=(0.5, 0.999))
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=cfg.decay_every, gamma=cfg.decay_factor)
-
-    def loss_one(params: Params, x, y):
-        return F.cross_entropy(functional_call(model, params, (x,)), y)
-
-    losses_of = vmap(loss_one)  # (K stacked nets, (K, b, ...) inputs, (K, b) labels) -> (K,)
-    n, device = len(train), train.x.device
-    losses_mean = torch.full((len(params0),), math.nan)
-    for epoch in range(cfg.epochs):
-        perms = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
-        total, count = torch.zeros(len(params0), device=device), 0
-        for i in range(0, n, cfg.batch_size):
-            idx = perms[:, i : i + cfg.batch_size]  # (K, b)
-            losses = losses_of(stacked, train.x[idx], train.y[idx])
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # each net's loss reaches only its own weights
-            opt.step()
-            total += losses.detach() * idx.shape[1]
-            count += idx.shape[1]
-        sched.step()
-        losses_mean = (total / count).cpu()
-        if not torch.isfinite(losses_mean).all():
-            raise PoolError(
-                f"training diverged (losses {losses_mean.tolist()}) at epoch {epoch}; try a "
-                f"lower lr (now {cfg.lr})"
-            )
-    return [
-        ({k: v[j].detach().clone() for k, v in stacked.items()}, losses_mean[j].item())
-        for j in range(len(params0))
-    ]
+    settings = FitSettings(
+        epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, betas=(0.5, 0.999)
+    )
+    res = fit(
+        model,
+        params0[0] if len(params0) == 1 else list(params0),
+        train.x,
+        train.y,
+        settings,
+        generator=list(generators),
+        lr_at=step_decay(cfg.lr, cfg.decay_every, cfg.decay_factor),
+    )
+    last = [losses[-1] for losses in res.epoch_losses]
+    if res.diverged:
+        raise PoolError(
+            f"training diverged (losses {last}) at epoch {len(res.epoch_losses[0]) - 1}; try a "
+            f"lower lr (now {cfg.lr})"
+        )
+    return list(zip(res.params, last))
 
 
 def train_pool(
@@ -217,10 +157,7 @@ def train_pool(
                 init_params(model, cfg.init, cfg.init_param, generator=g, device=device)
                 for g in gens
             ]
-            if len(chunk) == 1:
-                results = [train_net(model, params0[0], train, cfg, gens[0])]
-            else:
-                results = train_nets(model, params0, train, cfg, gens)
+            results = train_nets(model, params0, train, cfg, gens)
             seconds = (time.perf_counter() - t0) / len(chunk)
             for i, seed, (params, loss) in zip(chunk, seeds, results):
                 acc = accuracy(model, params, test, batch_size=2048)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -28,11 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill.core import forward, soft_cross_entropy
+from softdistill.core import soft_cross_entropy
 from softdistill.data import Split
+from softdistill.fit import FitSettings, fit
 from softdistill.models import build, init_params
 from softdistill.progress import task
 from softdistill.scoring import EvalResult, accuracy
+from softdistill.seeds import stream
 from softdistill.typing import Params
 
 __all__ = [
@@ -212,36 +213,27 @@ def train_scratch(
         )
     if settings.labels == "hard":
         y = F.one_hot(y.argmax(-1), y.shape[-1]).to(x.dtype)
-    x, y = x.detach(), y.detach()
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params0.items()}
-    opt = torch.optim.SGD(
-        list(params.values()),
-        lr=settings.lr,
-        momentum=settings.momentum,
-        weight_decay=settings.weight_decay,
-    )
     decay_epoch = math.ceil(settings.epochs * settings.decay_at)
-    n, bs = x.shape[0], settings.batch_size
-    loss_value, diverged = float("nan"), False
-    for epoch in range(settings.epochs):
-        if epoch == decay_epoch:
-            for group in opt.param_groups:
-                group["lr"] = settings.lr * 0.1
-        order = torch.randperm(n, generator=generator).to(x.device)
-        for i in range(0, n, bs):
-            idx = order[i : i + bs]
-            xb = x[idx] if augment is None else augment(x[idx])
-            loss = soft_cross_entropy(forward(model, params, xb), y[idx])
-            if not torch.isfinite(loss):
-                diverged = True
-                break
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_value = loss.item()
-        if diverged:
-            break
-    return {k: v.detach() for k, v in params.items()}, {"diverged": diverged, "loss": loss_value}
+    res = fit(
+        model,
+        params0,
+        x.detach(),
+        y.detach(),
+        FitSettings(
+            epochs=settings.epochs,
+            batch_size=settings.batch_size,
+            lr=settings.lr,
+            optimizer="sgd",
+            momentum=settings.momentum,
+            weight_decay=settings.weight_decay,
+            check_every_step=True,
+        ),
+        generator=generator,
+        loss_fn=soft_cross_entropy,
+        lr_at=lambda epoch: settings.lr * 0.1 if epoch >= decay_epoch else settings.lr,
+        augment=augment,
+    )
+    return res.params[0], {"diverged": res.diverged, "loss": res.last_loss[0]}
 
 
 def evaluate_scratch(
@@ -291,8 +283,7 @@ def evaluate_scratch(
             out["skipped"][arch] = str(e)
             continue
         model = model.to(device=device, dtype=dtype)
-        arch_seed = seed * 1_000_003 + zlib.crc32(arch.encode())  # same nets in any arch order
-        g_init = torch.Generator().manual_seed(arch_seed)
+        g_init = stream(seed, "scratch_init", arch)  # the same nets in any order of archs
         inits = [
             init_params(
                 model,
@@ -307,7 +298,7 @@ def evaluate_scratch(
         table: dict = {}
         for name, (x, y) in sets.items():
             x, y = x.to(device=device, dtype=dtype), y.to(device=device, dtype=dtype)
-            g_order = torch.Generator().manual_seed(arch_seed + 1)  # same orders for every set
+            g_order = stream(seed, "scratch_order", arch)  # the same orders for every set
             accs, diverged, t0 = [], 0, time.perf_counter()
             with task(f"scratch {arch} on {name}", len(inits), unit="net") as t:
                 for i, params0 in enumerate(inits):

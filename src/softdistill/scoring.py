@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from softdistill.core import SyntheticSet, forward, unroll
+from softdistill.core import SyntheticSet, forward, layout_steps, unroll
 from softdistill.data import Split
 from softdistill.typing import Params, Step
 
@@ -104,8 +104,8 @@ def random_real_steps(
 ) -> list[Step]:
     """Random real training examples in the synthetic set's shape, with one-hot labels.
 
-    ``n_batches`` batches of ``per_class`` examples of each of ``classes``; step t uses batch
-    ``t % n_batches`` and learning rate ``lrs[t]`` (so ``len(lrs)`` is T).
+    ``n_batches`` batches of ``per_class`` examples of each of ``classes``, laid out as the
+    synthetic set's (:func:`softdistill.core.layout_steps`; ``len(lrs)`` is T).
     """
     y_cpu = train.y.cpu()
     batches = []
@@ -120,4 +120,4 @@ def random_real_steps(
         x = train.x[idx]
         y = F.one_hot(train.y[idx], n_classes).to(train.x.dtype)
         batches.append((x, y))
-    return [(*batches[t % n_batches], lrs[t]) for t in range(len(lrs))]
+    return layout_steps([x for x, _ in batches], [y for _, y in batches], lrs)

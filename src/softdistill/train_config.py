@@ -76,8 +76,12 @@ class TrainConfig:
             raise ConfigError(f"lr must be positive, got {self.lr}")
         if not 0 < self.decay_factor <= 1:
             raise ConfigError(f"decay_factor must be in (0, 1], got {self.decay_factor}")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}")
+        from softdistill.seeds import check_seed
+
+        try:
+            check_seed(self.seed)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         return self
 
     def to_dict(self) -> dict[str, Any]:

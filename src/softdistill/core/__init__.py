@@ -25,8 +25,10 @@ from softdistill.core.losses import (
 from softdistill.core.synthetic import (
     LABEL_INITS,
     SyntheticSet,
+    batch_of_step,
     init_label_params,
     inverse_softplus,
+    layout_steps,
 )
 from softdistill.core.unroll import forward, inner_step, unroll
 
@@ -39,6 +41,7 @@ __all__ = [
     "HyperResult",
     "StackedNets",
     "auto_keep_every",
+    "batch_of_step",
     "batched_hypergradient",
     "SyntheticSet",
     "forward",
@@ -48,6 +51,7 @@ __all__ = [
     "inner_step",
     "inverse_softplus",
     "label_vector",
+    "layout_steps",
     "loss_and_grad",
     "sample_truncation",
     "soft_cross_entropy",

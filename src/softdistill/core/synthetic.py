@@ -11,7 +11,28 @@ from torch import Tensor, nn
 from softdistill.core.losses import LABEL_MODES, label_vector
 from softdistill.typing import Step
 
-__all__ = ["LABEL_INITS", "SyntheticSet", "inverse_softplus", "init_label_params"]
+__all__ = [
+    "LABEL_INITS",
+    "SyntheticSet",
+    "batch_of_step",
+    "init_label_params",
+    "inverse_softplus",
+    "layout_steps",
+]
+
+
+def batch_of_step(t: int | Tensor, n_batches: int) -> int | Tensor:
+    """The batch that inner step ``t`` trains on: the batches in order, one pass per epoch
+    (``T = n_batches * n_epochs``); ``t`` may be a tensor of steps."""
+    return t % n_batches
+
+
+def layout_steps(xs: Sequence[Tensor], ys: Sequence[Tensor], lrs: Tensor) -> list[Step]:
+    """The ``len(lrs)`` steps of the batches ``(xs[b], ys[b])``: step t trains on batch
+    :func:`batch_of_step` ``(t)`` with learning rate ``lrs[t]``."""
+    n = len(xs)
+    return [(xs[batch_of_step(t, n)], ys[batch_of_step(t, n)], lrs[t]) for t in range(len(lrs))]
+
 
 LABEL_INITS = ("onehot", "smoothed", "stdnormal", "uniform", "bin", "zeros", "ones", "orthogonal")
 SMOOTHING = 0.1  # mass spread over the other classes by the ``smoothed`` label init
@@ -245,7 +266,7 @@ class SyntheticSet(nn.Module):
         """``(x_t, y_t, eta_t)``, differentiable w.r.t. the set's parameters."""
         if not 0 <= t < self.n_steps:
             raise IndexError(f"step {t} out of range for T = {self.n_steps}")
-        b = t % self.n_batches
+        b = batch_of_step(t, self.n_batches)
         return (
             self.x_syn[b],
             label_vector(self.label_params[b], self.label_mode),
@@ -253,7 +274,7 @@ class SyntheticSet(nn.Module):
         )
 
     def steps(self) -> list[Step]:
-        """All T steps in order (batch ``t % n_batches`` at step t)."""
+        """All T steps in order (batch :func:`batch_of_step` ``(t)`` at step t)."""
         return [self.step(t) for t in range(self.n_steps)]
 
     def detached_steps(self) -> list[Step]:
