@@ -90,3 +90,26 @@ def test_tensorboard_logs_the_metrics(tmp_path):
     acc.Reload()
     assert [e.step for e in acc.Scalars("loss")] == [1, 2, 3, 4]
     assert (run.path / "metrics.jsonl").is_file()  # always
+
+
+def test_distill_takes_callbacks_of_ones_own(tmp_path):
+    """sd.distill(callbacks=[...]): a callback sees every step and may end the run; the run
+    folder then holds the set of that step, evaluated."""
+    from softdistill.callbacks import Callback
+
+    class StopAt(Callback):
+        def __init__(self):
+            self.steps = []
+
+        def on_step(self, loop, event):
+            self.steps.append(event.step)
+            if event.step == 4:
+                event.request_stop("enough")
+
+    cb = StopAt()
+    run = sd.distill(
+        dataset="digits", arch="mlp", outer_steps=9, baseline_lrs=[0.1], out=str(tmp_path / "r"),
+        callbacks=[cb],
+    )  # fmt: skip
+    assert cb.steps == [1, 2, 3, 4]
+    assert run.meta["outer_steps"] == 4 and run.eval["distilled"]["mean"] > 0

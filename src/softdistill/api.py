@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from softdistill import __version__, distributed, io
+from softdistill.callbacks import Callback
 from softdistill.config import Config, ConfigError, is_merged, merge, read_config_file
 from softdistill.core import SyntheticSet
 from softdistill.data import cache_dir, load_config
@@ -277,6 +278,7 @@ def distill(
     evaluate: bool = True,
     progress: Callable[[int, dict[str, float]], None] | None = None,
     command: str | None = None,
+    callbacks: Sequence[Callback] = (),
     **overrides,
 ):
     """Learn a synthetic set and write its run folder; returns the loaded :class:`~io.Run`.
@@ -293,6 +295,9 @@ def distill(
             with a ``total`` attribute gets the number of outer steps once the data is loaded
             (``outer_epochs`` counts passes over it).
         command: the command line that asked for it (recorded in ``eval.json``'s ``made``).
+        callbacks: :class:`~softdistill.callbacks.Callback` objects of your own, run after
+            every outer step (after the held-out evaluation, before the writers); one may end
+            the run with ``event.request_stop("why")``.
         **overrides: any config key, e.g. ``dataset="mnist", per_class=1, outer_steps=500``.
 
     In a ``torch.distributed`` process group (``torchrun``), every rank calls this with the
@@ -378,6 +383,7 @@ def distill(
             resume=resume,
             progress=progress,
             on_record=on_record,
+            callbacks=callbacks,
         )
     finally:
         if writer is not None:
@@ -398,12 +404,11 @@ def distill(
         "seconds_per_step": result.seconds_per_step,
         **({"selected": result.selected} if result.selected else {}),
     }
+    t_after = time.time()
     io.save_synthetic(out / io.SYNTHETIC, result.syn, meta)
     if result.nets is not None:
         io.save_params(out / io.INIT, result.nets)
-    save_artefacts(out, result.syn, data)  # the modality's own files (report.ARTEFACT_WRITERS)
     io.save_real_examples(out / io.REAL, data.train, data.n_classes, per_class=2)
-    t_eval = time.time()
     if evaluate:
         log.info("evaluating")
         ev = evaluate_config(cfg, data, model, result.syn, result.nets, device, log.info)
@@ -415,8 +420,12 @@ def distill(
         if result.selected:
             ev["protocol"]["selected"] = result.selected
         io.save_json(out / io.EVAL, merge_eval(None, ev, command))
+    # the modality's own files (report.ARTEFACT_WRITERS), after eval.json: the image grid's
+    # plotting library then takes memory the evaluation has given back
+    save_artefacts(out, result.syn, data)
     info = run_info(cfg, command, t_start, device)
-    info["after_loop_seconds"] = round(time.time() - t_eval, 2)  # evaluation and baselines
+    # the set's files, the evaluation and baselines, the artefacts
+    info["after_loop_seconds"] = round(time.time() - t_after, 2)
     io.save_json(out / io.RUN_INFO, info)
     return io.load_run(out)
 

@@ -238,7 +238,7 @@ def knn_predict(
     *,
     k: int = 1,
     p: float = 2.0,
-    batch_size: int = 1024,
+    batch_size: int = 256,
 ) -> Tensor:
     """Classes of ``x`` by k-nearest-neighbour vote among ``x_ref`` in the ``p``-norm.
 
