@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -184,8 +185,11 @@ def per_step_table(rows: list[dict]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- runs
-def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str]) -> dict:
-    run = out_dir / f"{preset}_seed{seed}"
+def run_preset(
+    preset: str, seed: int, data: str, out_dir: Path, extra: list[str], variant: str = ""
+) -> dict:
+    """One run of ``preset`` (with the flags ``extra``; a ``variant`` name labels its row)."""
+    run = out_dir / f"{preset}{'-' + variant if variant else ''}_seed{seed}"
     cmd = [
         "softdistill", "distill", "--config", f"configs/{preset}.yaml", "--data-dir", "DATA",
         "--out", f"OUT_DIR/{run.name}", "--seed", str(seed), *extra,
@@ -194,11 +198,14 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
     argv[argv.index("DATA")] = data
     argv[argv.index(f"OUT_DIR/{run.name}")] = str(run)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    with tempfile.TemporaryFile() as err:  # a file, not a pipe: a chatty run cannot block
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # the child's own peak RSS and CPU time
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        wall = time.perf_counter() - t0
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
     ev = read_eval(run)
     info = json.loads((run / "run.json").read_text())
@@ -211,7 +218,7 @@ def run_preset(preset: str, seed: int, data: str, out_dir: Path, extra: list[str
     loop_seconds = metrics[-1]["seconds"]
     sel = ev.selected
     return {
-        "preset": preset,
+        "preset": preset + (f" [{variant}]" if variant else ""),
         "seed": seed,
         "command": " ".join(cmd),
         "target": target,
@@ -293,6 +300,11 @@ def main() -> None:
     ap.add_argument(
         "--jobs", type=int, default=1, help="runs at once (each gets CPUs / jobs threads)"
     )
+    ap.add_argument(
+        "--variant",
+        default="",
+        help="a name for the --extra flags: its rows are 'PRESET [NAME]', beside the preset's",
+    )
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more CLI flags")
     ap.add_argument("--out", default=str(RESULTS / "time_to_accuracy"))
     args = ap.parse_args()
@@ -318,7 +330,7 @@ def main() -> None:
             extra += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
 
         def one(job):
-            row = run_preset(*job, args.runs, out_dir, extra)
+            row = run_preset(*job, args.runs, out_dir, extra, args.variant)
             row["jobs_at_once"] = args.jobs
             print(json.dumps(row), flush=True)
             return row

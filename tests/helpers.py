@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import torch
@@ -66,6 +67,8 @@ def make_pool(path, data: Dataset, arch_args=None, n_nets: int = 3, split: str =
 def benchmark_module(name: str):
     """The script ``benchmarks/<name>.py`` imported as a module (benchmarks are not a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    if str(path.parent) not in sys.path:  # as when run as a script: bench_common beside it
+        sys.path.append(str(path.parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

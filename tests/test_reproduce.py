@@ -221,3 +221,18 @@ def test_reproduce_text_baseline_columns_do_not_depend_on_the_runs_present():
     assert text.baseline_columns(["random", "average", "knn"]) == all_seven
     assert text.baseline_columns([]) == all_seven
     assert text.baseline_columns(["random", "mine"]) == [*all_seven, "mine"]
+
+
+def test_time_to_accuracy_runs_a_named_variant_beside_its_preset(tmp_path):
+    """benchmarks/time_to_accuracy.py --variant NAME --extra FLAGS: the row is labelled
+    'PRESET [NAME]' (the preset's own rows stay), its folder is its own, and its command
+    carries the flags."""
+    tta = benchmark_module("time_to_accuracy")
+    flags = ["--outer_steps", "4", "--eval_every", "2", "--baseline_lrs", "0.1", "--threads", "1"]
+    row = tta.run_preset("demo_digits", 0, str(tmp_path), tmp_path / "runs", flags, "short")
+    assert row["preset"] == "demo_digits [short]" and row["outer_steps"] == 4
+    assert (tmp_path / "runs" / "demo_digits-short_seed0" / "eval.json").is_file()
+    assert row["command"].endswith("--seed 0 " + " ".join(flags))
+    assert 0 <= row["final_acc"] <= 1 and row["peak_rss_mb"] > 0
+    lines = tta.runs_table([row])
+    assert any(line.startswith("| demo_digits [short] | 0 |") for line in lines)
