@@ -220,7 +220,7 @@ def test_config_flags_have_help_from_config_comments(capsys):
     assert main(["distill", "--help"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "examples per label class per batch (default: 1)" in out
-    # a comment continued on the next line, and a field added by this issue
+    # a comment continued on the next line, and one of a later field
     assert "or file:PATH (.npy/.pt/.txt) (default: onehot)" in out
     assert "the report's animation); None: about 25 per run, 0: off (default: None)" in out
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from softdistill.core import SyntheticSet, layout_steps
 from softdistill.data import Split
 from softdistill.progress import task
-from softdistill.scoring import EvalResult, evaluate_steps
+from softdistill.scoring import EvalResult, class_pool, evaluate_steps, random_real_indices
 from softdistill.seeds import seed_of, stream
 from softdistill.typing import Params, Step
 
@@ -110,14 +110,6 @@ class BaselineSet:
         return self.x.flatten(0, 1), self.y.flatten(0, 1)
 
 
-def _class_pool(train: Split, c: int, need: int) -> Tensor:
-    """Indices (on CPU) of the training examples of class ``c``; at least ``need`` of them."""
-    pool = (train.y.cpu() == c).nonzero().flatten()
-    if len(pool) < need:
-        raise ValueError(f"class {c} has {len(pool)} training examples, need {need}")
-    return pool
-
-
 def _layout(
     name: str,
     per_class_x: Sequence[Tensor],
@@ -148,14 +140,13 @@ def random_set(
     n_classes: int,
     generator: torch.Generator,
 ) -> BaselineSet:
-    """``per_class * n_batches`` distinct random training examples of each of ``classes``."""
-    need = per_class * n_batches
-    xs = []
-    for c in classes:
-        pool = _class_pool(train, c, need)
-        idx = pool[torch.randperm(len(pool), generator=generator)[:need]]
-        xs.append(train.x[idx.to(train.x.device)])
-    return _layout("random", xs, classes, per_class, n_batches, n_classes)
+    """``per_class * n_batches`` distinct random training examples of each of ``classes``
+    (:func:`softdistill.scoring.random_real_indices`)."""
+    batches = random_real_indices(train, classes, per_class, n_batches, generator, distinct=True)
+    x = torch.stack([train.x[idx.to(train.x.device)] for idx in batches])
+    labels = torch.tensor(list(classes), device=x.device).repeat_interleave(per_class)
+    y = F.one_hot(labels, n_classes).to(x.dtype).expand(n_batches, -1, -1).contiguous()
+    return BaselineSet("random", x, y)
 
 
 def average_set(
@@ -164,7 +155,7 @@ def average_set(
     """The mean training example of each class, repeated in every position of its class."""
     xs = []
     for c in classes:
-        pool = _class_pool(train, c, 1).to(train.x.device)
+        pool = class_pool(train, c, 1).to(train.x.device)
         mean = _mean_of(train, pool)
         xs.append(mean.expand(per_class * n_batches, *mean.shape))
     return _layout("average", xs, classes, per_class, n_batches, n_classes)
@@ -202,7 +193,7 @@ def kmeans_set(
 
     xs = []
     for c in classes:
-        pool = _class_pool(train, c, k).to(train.x.device)
+        pool = class_pool(train, c, k).to(train.x.device)
         xc = train.x[pool]
         km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(
             xc.flatten(1).cpu().double().numpy()

@@ -26,6 +26,8 @@ __all__ = [
     "evaluate_steps",
     "evaluate_synthetic",
     "predict",
+    "class_pool",
+    "random_real_indices",
     "random_real_steps",
     "replay",
 ]
@@ -93,6 +95,51 @@ def evaluate_synthetic(
     return evaluate_steps(model, nets, syn.detached_steps(), test)
 
 
+def class_pool(train: Split, c: int, need: int) -> Tensor:
+    """Indices (on CPU) of the training examples of class ``c``; at least ``need`` of them."""
+    pool = (train.y.cpu() == c).nonzero().flatten()
+    if len(pool) < need:
+        raise ValueError(f"class {c} has {len(pool)} training examples, need {need}")
+    return pool
+
+
+def random_real_indices(
+    train: Split,
+    classes: Sequence[int],
+    per_class: int,
+    n_batches: int,
+    generator: torch.Generator,
+    *,
+    distinct: bool,
+) -> list[Tensor]:
+    """Random training examples in the synthetic set's layout: per batch, ``per_class``
+    indices (on CPU) of each of ``classes`` in turn.
+
+    ``distinct``: no example twice in the whole set (one draw per class, example ``j`` of a
+    class in batch ``j // per_class``: the random-real baseline); otherwise each batch is its own
+    draw (``x_init: real``).
+    """
+    if distinct:
+        need = per_class * n_batches
+        drawn = []
+        for c in classes:
+            pool = class_pool(train, c, need)
+            drawn.append(pool[torch.randperm(len(pool), generator=generator)[:need]])
+        return [
+            torch.cat([d[b * per_class : (b + 1) * per_class] for d in drawn])
+            for b in range(n_batches)
+        ]
+    pools = {}
+    batches = []
+    for _ in range(n_batches):
+        idx = []
+        for c in classes:
+            pool = pools[c] if c in pools else pools.setdefault(c, class_pool(train, c, per_class))
+            idx.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
+        batches.append(torch.cat(idx))
+    return batches
+
+
 def random_real_steps(
     train: Split,
     classes: Sequence[int],
@@ -107,17 +154,9 @@ def random_real_steps(
     ``n_batches`` batches of ``per_class`` examples of each of ``classes``, laid out as the
     synthetic set's (:func:`softdistill.core.layout_steps`; ``len(lrs)`` is T).
     """
-    y_cpu = train.y.cpu()
-    batches = []
-    for _ in range(n_batches):
-        idx = []
-        for c in classes:
-            pool = (y_cpu == c).nonzero().flatten()
-            if len(pool) < per_class:
-                raise ValueError(f"class {c} has {len(pool)} training examples, need {per_class}")
-            idx.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
-        idx = torch.cat(idx).to(train.x.device)
-        x = train.x[idx]
-        y = F.one_hot(train.y[idx], n_classes).to(train.x.dtype)
-        batches.append((x, y))
-    return layout_steps([x for x, _ in batches], [y for _, y in batches], lrs)
+    xs, ys = [], []
+    for idx in random_real_indices(train, classes, per_class, n_batches, generator, distinct=False):
+        idx = idx.to(train.x.device)
+        xs.append(train.x[idx])
+        ys.append(F.one_hot(train.y[idx], n_classes).to(train.x.dtype))
+    return layout_steps(xs, ys, lrs)
