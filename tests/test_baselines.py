@@ -282,3 +282,31 @@ def test_a_new_set_baseline_is_one_registered_function(monkeypatch):
     assert set(results) == {"first", "knn", "knn_first"}
     assert 0 <= results["first"]["mean"] <= 1 and results["first"]["draws"] == 1
     assert sets["first"][0].x.shape == syn.x_syn.shape
+
+
+def test_one_random_real_helper_keeps_the_draws_of_both_former_ones():
+    """scoring.random_real_indices serves the random-real baseline (distinct examples) and
+    x_init: real (one draw per batch); each gives the examples the former helper drew."""
+    from softdistill.scoring import random_real_indices
+
+    _, _, _, train, _ = _setup()
+    classes, per_class, n_batches = [2, 0], 3, 2
+    pools = {c: (train.y == c).nonzero().flatten() for c in classes}
+    g = torch.Generator().manual_seed(4)  # the former random_set: one draw per class
+    drawn = {c: pools[c][torch.randperm(len(pools[c]), generator=g)[:6]] for c in classes}
+    before = [torch.cat([drawn[c][b * 3 : (b + 1) * 3] for c in classes]) for b in range(2)]
+    after = random_real_indices(
+        train, classes, per_class, n_batches, torch.Generator().manual_seed(4), distinct=True
+    )
+    assert all(torch.equal(a, b) for a, b in zip(after, before))
+    assert len(set(torch.cat(after).tolist())) == 12  # distinct across batches
+    g = torch.Generator().manual_seed(4)  # the former random_real_steps: a draw per batch
+    before = [
+        torch.cat([pools[c][torch.randperm(len(pools[c]), generator=g)[:3]] for c in classes])
+        for _ in range(2)
+    ]
+    after = random_real_indices(
+        train, classes, per_class, n_batches, torch.Generator().manual_seed(4), distinct=False
+    )
+    assert all(torch.equal(a, b) for a, b in zip(after, before))
+    assert [train.y[a].tolist() for a in after] == [[2, 2, 2, 0, 0, 0]] * 2
