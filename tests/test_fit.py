@@ -158,3 +158,16 @@ def test_bad_fit_settings_are_refused():
             generator=[None, None],
             augment=lambda b: b,
         )
+
+
+def test_fit_trains_when_called_without_grad():
+    """Called from an evaluation under torch.no_grad(), fit still trains, one net or several."""
+    model, x, y, inits = _problem()
+    settings = FitSettings(epochs=2, batch_size=32, lr=0.01)
+    with torch.no_grad():
+        one = fit(model, inits[0], x, y, settings, generator=torch.Generator())
+        two = fit(model, inits[:2], x, y, settings, generator=[torch.Generator()] * 2)
+    ref = fit(model, inits[0], x, y, settings, generator=torch.Generator())
+    for k, v in ref.params[0].items():
+        assert torch.equal(one.params[0][k], v)
+        assert not torch.equal(two.params[1][k], inits[1][k])

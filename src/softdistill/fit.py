@@ -136,7 +136,7 @@ def fit(
     device = y.device
     if several:
         names = list(inits[0])
-        weights = {k: torch.stack([p[k] for p in inits]).requires_grad_() for k in names}
+        weights = {k: torch.stack([p[k].detach() for p in inits]).requires_grad_() for k in names}
 
         def one(params: Params, xb: Tensor, yb: Tensor) -> Tensor:
             return loss_fn(functional_call(model, params, (xb,)), yb)
@@ -169,42 +169,43 @@ def fit(
         )
     result = FitResult(params=[], last_loss=[math.nan] * k_nets)
     bs = settings.batch_size
-    for epoch in range(settings.epochs):
-        if settings.max_steps is not None and result.steps >= settings.max_steps:
-            break
-        if lr_at is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr_at(epoch)
-        order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-        total, count = torch.zeros(k_nets, device=device), 0
-        for i in range(0, n, bs):
+    with torch.enable_grad():  # training, whatever the caller's grad mode
+        for epoch in range(settings.epochs):
             if settings.max_steps is not None and result.steps >= settings.max_steps:
                 break
-            idx = order[:, i : i + bs]
-            losses = losses_of(idx)
-            if settings.check_every_step:
-                values = losses.detach().tolist()
-                if not all(map(math.isfinite, values)):
-                    result.diverged = True
+            if lr_at is not None:
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(epoch)
+            order = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+            total, count = torch.zeros(k_nets, device=device), 0
+            for i in range(0, n, bs):
+                if settings.max_steps is not None and result.steps >= settings.max_steps:
                     break
-                result.last_loss = values
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # each net's loss reaches only its own weights
-            opt.step()
-            result.steps += 1
-            total += losses.detach() * idx.shape[1]
-            count += idx.shape[1]
-        if not count:
-            break  # diverged at the epoch's first step
-        means = (total / count).tolist()
-        result.epoch_losses.append(means)
-        if not settings.check_every_step:
-            result.last_loss = losses.detach().tolist()
-            result.diverged = not all(map(math.isfinite, means))
-        if on_epoch is not None:
-            on_epoch(epoch + 1, _split(weights, several, k_nets, copy=False), means)
-        if result.diverged:
-            break
+                idx = order[:, i : i + bs]
+                losses = losses_of(idx)
+                if settings.check_every_step:
+                    values = losses.detach().tolist()
+                    if not all(map(math.isfinite, values)):
+                        result.diverged = True
+                        break
+                    result.last_loss = values
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()  # each net's loss reaches only its own weights
+                opt.step()
+                result.steps += 1
+                total += losses.detach() * idx.shape[1]
+                count += idx.shape[1]
+            if not count:
+                break  # diverged at the epoch's first step
+            means = (total / count).tolist()
+            result.epoch_losses.append(means)
+            if not settings.check_every_step:
+                result.last_loss = losses.detach().tolist()
+                result.diverged = not all(map(math.isfinite, means))
+            if on_epoch is not None:
+                on_epoch(epoch + 1, _split(weights, several, k_nets, copy=False), means)
+            if result.diverged:
+                break
     result.params = _split(weights, several, k_nets, copy=True)
     result.epoch_losses = [list(e) for e in zip(*result.epoch_losses)] or [[] for _ in inits]
     return result
