@@ -127,9 +127,14 @@ def _layout(
     # (n_cls, n_batches, per_class, *shape) -> (n_batches, n_cls * per_class, *shape)
     x = torch.stack([xc.reshape(n_batches, per_class, *sample_shape) for xc in per_class_x])
     x = x.transpose(0, 1).reshape(n_batches, len(classes) * per_class, *sample_shape)
+    return BaselineSet(name, x.contiguous(), _one_hot_labels(x, classes, per_class, n_classes))
+
+
+def _one_hot_labels(x: Tensor, classes: Sequence[int], per_class: int, n_classes: int) -> Tensor:
+    """``(n_batches, per_batch, n_classes)`` one-hot labels of a set laid out as ``x`` (classes
+    in turn, ``per_class`` examples each, in every batch)."""
     labels = torch.tensor(list(classes), device=x.device).repeat_interleave(per_class)
-    y = F.one_hot(labels, n_classes).to(x.dtype).expand(n_batches, -1, -1).contiguous()
-    return BaselineSet(name, x.contiguous(), y)
+    return F.one_hot(labels, n_classes).to(x.dtype).expand(x.shape[0], -1, -1).contiguous()
 
 
 def random_set(
@@ -144,9 +149,7 @@ def random_set(
     (:func:`softdistill.scoring.random_real_indices`)."""
     batches = random_real_indices(train, classes, per_class, n_batches, generator, distinct=True)
     x = torch.stack([train.x[idx.to(train.x.device)] for idx in batches])
-    labels = torch.tensor(list(classes), device=x.device).repeat_interleave(per_class)
-    y = F.one_hot(labels, n_classes).to(x.dtype).expand(n_batches, -1, -1).contiguous()
-    return BaselineSet("random", x, y)
+    return BaselineSet("random", x, _one_hot_labels(x, classes, per_class, n_classes))
 
 
 def average_set(

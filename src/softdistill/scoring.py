@@ -129,15 +129,16 @@ def random_real_indices(
             torch.cat([d[b * per_class : (b + 1) * per_class] for d in drawn])
             for b in range(n_batches)
         ]
-    pools = {}
-    batches = []
-    for _ in range(n_batches):
-        idx = []
-        for c in classes:
-            pool = pools[c] if c in pools else pools.setdefault(c, class_pool(train, c, per_class))
-            idx.append(pool[torch.randperm(len(pool), generator=generator)[:per_class]])
-        batches.append(torch.cat(idx))
-    return batches
+    pools = {c: class_pool(train, c, per_class) for c in classes}
+    return [
+        torch.cat(
+            [
+                pools[c][torch.randperm(len(pools[c]), generator=generator)[:per_class]]
+                for c in classes
+            ]
+        )
+        for _ in range(n_batches)
+    ]
 
 
 def random_real_steps(
