@@ -339,7 +339,9 @@ def main() -> None:
             for row in pool.map(one, jobs):
                 done[(row["preset"], row["seed"])] = row
         result["runs"] = list(done.values())
-    lines = ["# Time to accuracy", "", result["machine"] + ".", ""]
+    lines = ["# Time to accuracy", ""]
+    machine = result["machine"] + " for the per-step table; the preset runs: their threads column"
+    lines += [machine + ".", ""]
     regen = "python benchmarks/time_to_accuracy.py --per-step"
     lines += [f"Regenerate: `{regen}` and `... --runs DATA --presets P --seeds S`.", ""]
     if result.get("per_step"):
