@@ -236,3 +236,21 @@ def test_time_to_accuracy_runs_a_named_variant_beside_its_preset(tmp_path):
     assert 0 <= row["final_acc"] <= 1 and row["peak_rss_mb"] > 0
     lines = tta.runs_table([row])
     assert any(line.startswith("| demo_digits [short] | 0 |") for line in lines)
+
+
+def test_ceiling_heldout_scores_the_held_out_split_only(tmp_path):
+    """benchmarks/ceiling_heldout.py on digits: one row per table, one score per pass, on the
+    val_size examples distillation holds out; a preset without a held-out split is refused."""
+    cfg = tmp_path / "digits.yaml"
+    cfg.write_text("dataset: digits\narch: mlp\nnets: fixed\nval_size: 300\neval_every: 10\n")
+    out = tmp_path / "table"
+    mod = benchmark_module("ceiling_heldout")
+    assert mod.main(["--config", str(cfg), "--epochs", "2", "--out", str(out)]) == 0
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert len(rows) == 1 and len(rows[0]["per_epoch"]) == 2
+    assert rows[0]["last"] == rows[0]["per_epoch"][-1] > 0.5  # 10 classes, chance 0.1
+    assert all(round(a * 300) == a * 300 for a in rows[0]["per_epoch"])  # scored on 300 examples
+    assert "| `auto` |" in out.with_suffix(".md").read_text()
+    cfg.write_text("dataset: digits\narch: mlp\nnets: fixed\n")
+    with pytest.raises(SystemExit):
+        mod.main(["--config", str(cfg), "--out", str(out)])
