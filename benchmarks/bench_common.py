@@ -53,6 +53,11 @@ def run_worker(script: str, spec: object, timeout: float | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def public_argv(argv: list[str], data_dir: str | None) -> list[str]:
+    """``argv`` as a table cites it: the data folder given as ``DATA``, not a local path."""
+    return ["DATA" if data_dir is not None and a == data_dir else a for a in argv]
+
+
 def machine_line() -> str:
     import torch
 

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import RESULTS, machine_line, write_table  # noqa: E402
+from bench_common import RESULTS, machine_line, public_argv, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--out", default=str(RESULTS / "ceiling_heldout"), help="table path, no suffix")
     args = p.parse_args(argv)
-    command = list(sys.argv[1:] if argv is None else argv)
-    if "--data-dir" in command[:-1]:  # the table names the data folder DATA, not a local path
-        command[command.index("--data-dir") + 1] = "DATA"
+    command = public_argv(sys.argv[1:] if argv is None else argv, args.data_dir)
 
     import torch
 

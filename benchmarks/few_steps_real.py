@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_common import RESULTS, machine_line, write_table  # noqa: E402
+from bench_common import RESULTS, machine_line, public_argv, write_table  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--adam-steps", type=int, default=300, help="Adam ceiling steps (0: skip)")
     p.add_argument("--out", default=str(RESULTS / "few_steps_real"), help="table path, no suffix")
     args = p.parse_args(argv)
-    command = sys.argv[1:] if argv is None else argv
+    command = public_argv(sys.argv[1:] if argv is None else argv, args.data_dir)
 
     import torch
     import torch.nn.functional as F
