@@ -342,6 +342,41 @@ def test_lr_schedule_cosine_and_warmup_set_the_outer_lr_and_resume_exactly(tmp_p
         Config(warmup_steps=-1).validate()
 
 
+def test_batch_size_late_switches_the_outer_batch_and_resumes_exactly(tmp_path, monkeypatch):
+    cfg, data, model = _setup(outer_steps=6, batch_size=16, batch_size_late=48, batch_late_from=3)
+    assert [cfg.batch_size_at(s) for s in range(6)] == [16, 16, 16, 48, 48, 48]
+    sizes = []
+    real = distill_mod.make_outer_loss
+
+    def spy(cfg, model, x_real, y_real, chunk):
+        sizes.append(len(x_real))
+        return real(cfg, model, x_real, y_real, chunk)
+
+    monkeypatch.setattr(distill_mod, "make_outer_loss", spy)
+    full = distill(cfg, data, model, run_dir=tmp_path / "a")
+    assert sizes == [16, 16, 16, 48, 48, 48]
+    # a size change continues the pass: 16 + 16 + 48 examples of one permutation
+    batches = distill_mod.RealBatches(data.train, 16, torch.Generator().manual_seed(0))
+    seen = torch.cat([batches.next(n)[1] for n in (16, 16, 48)])
+    assert len(seen) == 80 and batches.pos == 80
+
+    def interrupt(step, info):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        distill(cfg, data, model, run_dir=tmp_path / "b", progress=interrupt)
+    resumed = distill(cfg, data, model, run_dir=tmp_path / "b", resume=True)
+    for a, b in zip(full.syn.parameters(), resumed.syn.parameters()):
+        assert torch.equal(a, b)
+    plain = _setup(outer_steps=6, batch_size=16)[0]
+    assert [plain.batch_size_at(s) for s in range(6)] == [16] * 6
+    with pytest.raises(ConfigError, match="go together"):
+        Config(batch_size_late=64).validate()
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        Config(batch_size_late=-1, batch_late_from=2).validate()
+
+
 def test_test_every_takes_the_test_accuracy_less_often_and_at_new_best_held_out_scores():
     cfg, data, model = _setup(outer_steps=8, eval_every=1, val_size=20, lr=0.05, init_lr=0.1)
     every = []

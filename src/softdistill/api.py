@@ -245,14 +245,17 @@ def method_summary(cfg: Config) -> str:
     )
     if cfg.warmup_steps:
         schedule += f", warm-up {cfg.warmup_steps}"
+    batch = f"{cfg.batch_size}"
+    if cfg.batch_size_late:
+        batch += f" ({cfg.batch_size_late} from step {cfg.batch_late_from})"
     return (
         f"dataset {cfg.dataset}, arch {cfg.arch}{args} (init {cfg.init}), nets {cfg.nets} "
         f"x {cfg.n_nets}, objective {cfg.objective}; {cfg.per_class} per class of {classes} "
         f"x {cfg.n_batches} batch(es) x {cfg.n_epochs} epoch(s) (T = {cfg.n_steps}), {labels}, "
         f"lrs {'learned' if cfg.learn_lrs else 'fixed'} from {cfg.init_lr:g}, x_init "
         f"{cfg.x_init}{', data frozen' if cfg.freeze_data else ''}; {cfg.outer_steps} outer "
-        f"steps of Adam lr {cfg.lr:g} ({schedule}), batch "
-        f"{cfg.batch_size}, hypergrad {cfg.hypergrad}, seed {cfg.seed}"
+        f"steps of Adam lr {cfg.lr:g} ({schedule}), batch {batch}, hypergrad {cfg.hypergrad}, "
+        f"seed {cfg.seed}"
     )
 
 

@@ -120,6 +120,8 @@ class Config:
     n_nets: int = 1  # inner networks per outer step (gradients averaged over all processes)
     outer_steps: int = 1000  # outer (Adam) steps: learning-rate updates of the synthetic set
     batch_size: int = 1024  # real examples per outer step
+    batch_size_late: int = 0  # > 0: real examples per outer step from step batch_late_from on
+    batch_late_from: int = 0  # the first (0-based) outer step of batch_size_late
     lr: float = 0.01  # Adam learning rate of the outer loop
     adam_beta1: float = 0.5  # Adam's beta1 (momentum) of the outer loop; 0.5 as the original
     #                          code (beta2 0.999)
@@ -310,6 +312,11 @@ class Config:
     def pool_path(self) -> str | None:
         """The pool folder of ``nets: pool:PATH``, else None."""
         return self.nets[5:] if self.nets.startswith("pool:") else None
+
+    def batch_size_at(self, step: int) -> int:
+        """Real examples in the outer batch of (0-based) outer step ``step``."""
+        late = self.batch_size_late and step >= self.batch_late_from
+        return self.batch_size_late if late else self.batch_size
 
     @property
     def n_steps(self) -> int:
@@ -504,6 +511,17 @@ class Config:
             )
         if self.warmup_steps < 0:
             raise ConfigError(f"warmup_steps must be >= 0 (0: off), got {self.warmup_steps}")
+        if self.batch_size_late < 0 or self.batch_late_from < 0:
+            raise ConfigError(
+                "batch_size_late and batch_late_from must be >= 0 (0: one batch size), got "
+                f"{self.batch_size_late} and {self.batch_late_from}"
+            )
+        if bool(self.batch_size_late) != bool(self.batch_late_from):
+            raise ConfigError(
+                "batch_size_late and batch_late_from go together: set both (the real examples "
+                "per step from that outer step on) or neither, got "
+                f"{self.batch_size_late} and {self.batch_late_from}"
+            )
         if any(not lr > 0 for lr in self.baseline_lrs) or not self.baseline_lrs:
             raise ConfigError(f"baseline_lrs must be positive numbers, got {self.baseline_lrs}")
         if self.n_label_classes is not None and self.n_label_classes < 1:

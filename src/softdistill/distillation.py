@@ -90,12 +90,15 @@ class RealBatches:
         self.perm = torch.randperm(len(split), generator=generator)
         self.pos = 0
 
-    def next(self) -> tuple[Tensor, Tensor]:
-        if self.pos + self.batch_size > len(self.perm):
+    def next(self, size: int | None = None) -> tuple[Tensor, Tensor]:
+        """The next ``size`` examples (default ``batch_size``) of the pass; a new permutation
+        when fewer are left."""
+        size = self.batch_size if size is None else min(size, len(self.split))
+        if self.pos + size > len(self.perm):
             self.perm = torch.randperm(len(self.split), generator=self.generator)
             self.pos = 0
-        idx = self.perm[self.pos : self.pos + self.batch_size].to(self.split.x.device)
-        self.pos += self.batch_size
+        idx = self.perm[self.pos : self.pos + size].to(self.split.x.device)
+        self.pos += size
         return self.split.x[idx], self.split.y[idx]
 
     def state_dict(self) -> dict[str, Any]:
@@ -424,7 +427,7 @@ class OuterStep:
 
     def __call__(self, state: LoopState) -> StepEvent:
         cfg, syn = self.cfg, state.syn
-        x_real, y_real = state.batches.next()
+        x_real, y_real = state.batches.next(cfg.batch_size_at(state.step))
         outer_loss = make_outer_loss(cfg, self.model, x_real, y_real, self.chunk)
         options = hypergrad_options(self.loop_cfg, syn.n_steps, state.truncation)
         clean_x = perturb_(syn.x_syn, cfg.input_noise, state.noise) if cfg.input_noise else None

@@ -37,6 +37,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "target_class",
         "outer_steps",
         "batch_size",
+        "batch_size_late",
+        "batch_late_from",
         "lr",
         "adam_beta1",
         "decay_every",
