@@ -140,8 +140,8 @@ def test_val_size_keeps_the_best_set_on_held_out_examples(tmp_path, monkeypatch)
     seen_batches = []
     real_next = distill_mod.RealBatches.next
 
-    def spy(self):
-        x, y = real_next(self)
+    def spy(self, size=None):
+        x, y = real_next(self, size)
         seen_batches.append(x)
         return x, y
 

@@ -521,7 +521,7 @@ def test_text_reproduction_configs_are_valid(row):
     assert cfg.arch == {"bilstm": "textlstm", "birnn": "textrnn"}.get(arch, arch)
     n_classes = {"trec6": 6, "trec50": 50, "sst5": 5, "imdb": 2}[dataset]
     assert cfg.per_class * n_classes * cfg.n_batches == int(n)
-    assert cfg.embeddings.startswith(("glove:", "glove6b"))
+    assert cfg.embeddings.startswith(("glove:", "glove6b", "hf:"))
     published = REPRODUCE_TEXT.ROWS[row]["published"]
     if published is not None:
         assert cfg.published_acc == pytest.approx(published / 100)
