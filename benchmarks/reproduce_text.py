@@ -291,12 +291,12 @@ def row_of_label(cell: str) -> tuple[str | None, str]:
     return row, tag.removesuffix("]")
 
 
-def kept_lines(path: str | None, header: str) -> dict[str, str]:
-    """The finished lines of an earlier table (``--keep``), by first cell; its columns must be
-    this table's."""
+def kept_lines(path: str | None, header: str, text: str | None = None) -> dict[str, str]:
+    """The finished lines of an earlier table (``--keep``; ``text``: its content as read before
+    this run wrote any table), by first cell; its columns must be this table's."""
     if not path:
         return {}
-    text = Path(path).read_text().splitlines()
+    text = (Path(path).read_text() if text is None else text).splitlines()
     if header not in text:
         raise SystemExit(f"--keep {path}: its columns differ from this table's; not merged")
     body = [line for line in text[text.index(header) + 2 :] if line.startswith("| ")]
@@ -395,7 +395,7 @@ def table(results: list[dict], args) -> str:
         lines.append(((list(ROWS).index(row), tag), "| " + " | ".join(cells) + " |"))
     done = {row for row, _ in groups}
     new_seeds = {line.split(" | ")[0]: line_seeds(line) for _, line in lines}
-    for row, tag, line in kept_beside(kept_lines(args.keep, header[0]), new_seeds):
+    for row, tag, line in kept_beside(kept_lines(args.keep, header[0], args.keep_text), new_seeds):
         lines.append(((list(ROWS).index(row), tag), line))
         done.add(row)
     for row in ROWS if args.all_runs else ():  # every row has a line: say which did not run
@@ -478,6 +478,9 @@ def main() -> int:
         help="tabulate every finished run folder under --runs (rows and tagged variants)",
     )
     args = p.parse_args()
+    # the earlier table as it is now: with --keep and --table the same file, the table written
+    # after each run must not be read back as an earlier one
+    args.keep_text = Path(args.keep).read_text() if args.keep else None
     results = []
     jobs = [(r, args.tag, s) for r in args.rows for s in args.seeds or default_seeds(r)]
     if args.all_runs:  # tabulate what is there, running nothing new

@@ -193,6 +193,10 @@ def test_reproduce_text_keeps_finished_lines_of_an_earlier_table(tmp_path):
     )
     assert text.row_of_label("| SST-5 BiRNN fixed, 100") == ("sst5_birnn_fixed_100", "")
     assert text.kept_lines(None, header) == {}
+    # the content read before any table was written wins over the file as it is now
+    old.write_text(old.read_text().replace("[decay60]", "[decay60, earlier seeds]"))
+    first = "# t\n\n" + header + "\n|---|---|---|\n| TREC-6 BiLSTM fixed, 6 [decay60] | g | 1 |\n"
+    assert list(text.kept_lines(str(old), header, first)) == ["| TREC-6 BiLSTM fixed, 6 [decay60]"]
     with pytest.raises(SystemExit, match="columns differ"):
         text.kept_lines(str(old), "| setting | other |")
 
