@@ -143,6 +143,11 @@ def test_passes_become_steps():
     ).resolve_passes(250)
     assert (cfg.outer_steps, cfg.decay_every, cfg.checkpoint_every) == (6, 3, 3)
     assert cfg.outer_epochs is None and len(notes) == 3 and "3 steps per pass" in notes[0]
+    assert "batch_size_late" not in notes[0]
+    _, notes = Config(
+        outer_epochs=2, batch_size=100, batch_size_late=200, batch_late_from=4
+    ).resolve_passes(250)
+    assert "3 steps per pass" in notes[0] and "batch_size_late 200" in notes[0]  # not counted
     with pytest.raises(ConfigError, match="outer_epochs must be a positive integer"):
         Config(outer_epochs=0).validate()
 

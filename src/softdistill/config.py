@@ -305,6 +305,12 @@ class Config:
             notes.append(
                 f"{passes_key} {passes} -> {steps_key} {passes * per_pass} ({per_pass} steps "
                 f"per pass over {n_train} training examples at batch_size {self.batch_size})"
+                + (
+                    f"; the steps from {self.batch_late_from} on draw batch_size_late "
+                    f"{self.batch_size_late}, which the conversion does not count"
+                    if self.batch_size_late
+                    else ""
+                )
             )
         return (self.replace(**changes) if changes else self), notes
 
