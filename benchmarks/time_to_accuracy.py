@@ -301,6 +301,13 @@ def main() -> None:
         "--jobs", type=int, default=1, help="runs at once (each gets CPUs / jobs threads)"
     )
     ap.add_argument(
+        "--beside",
+        type=int,
+        default=0,
+        help="other CPU-bound processes running on the machine meanwhile (counted in the "
+        "table's 'runs at once'; they do not change the thread count)",
+    )
+    ap.add_argument(
         "--variant",
         default="",
         help="a name for the --extra flags: its rows are 'PRESET [NAME]', beside the preset's",
@@ -331,7 +338,7 @@ def main() -> None:
 
         def one(job):
             row = run_preset(*job, args.runs, out_dir, extra, args.variant)
-            row["jobs_at_once"] = args.jobs
+            row["jobs_at_once"] = args.jobs + args.beside
             print(json.dumps(row), flush=True)
             return row
 
