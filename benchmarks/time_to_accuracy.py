@@ -317,6 +317,8 @@ def main() -> None:
     args = ap.parse_args()
     if not (args.per_step or args.runs):
         ap.error("give --per-step, --runs DATA, or both")
+    if args.beside < 0:
+        ap.error(f"--beside counts other processes: 0 or more, got {args.beside}")
     out = Path(args.out)
     previous = json.loads(Path(f"{out}.json").read_text()) if Path(f"{out}.json").exists() else {}
     result = {"machine": machine_line(), **previous}

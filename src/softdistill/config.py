@@ -296,6 +296,12 @@ class Config:
         per_pass = math.ceil(n_train / self.batch_size)
         changes: dict[str, Any] = {}
         notes = []
+        late = (
+            f"; the steps from {self.batch_late_from} on draw batch_size_late "
+            f"{self.batch_size_late}, which the conversion does not count"
+            if self.batch_size_late
+            else ""
+        )
         for passes_key, steps_key in PASS_KEYS:
             passes = getattr(self, passes_key)
             if passes is None:
@@ -304,13 +310,7 @@ class Config:
             changes[steps_key] = passes * per_pass
             notes.append(
                 f"{passes_key} {passes} -> {steps_key} {passes * per_pass} ({per_pass} steps "
-                f"per pass over {n_train} training examples at batch_size {self.batch_size})"
-                + (
-                    f"; the steps from {self.batch_late_from} on draw batch_size_late "
-                    f"{self.batch_size_late}, which the conversion does not count"
-                    if self.batch_size_late
-                    else ""
-                )
+                f"per pass over {n_train} training examples at batch_size {self.batch_size})" + late
             )
         return (self.replace(**changes) if changes else self), notes
 
