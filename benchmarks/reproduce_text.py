@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -284,9 +285,35 @@ def row_command(row: str, tag: str, seeds: list[int], sets: list[str]) -> str:
     return cmd + (f" --tag {tag}" if tag else "")
 
 
+# after the first cell of a variant's line whose every --set is the preset's value now (the preset
+# took the variant's settings): the reader sees which tagged line is the preset's own
+PRESET_MARK = " (= preset)"
+
+
+def is_preset(line: str, row: str) -> bool:
+    """Whether a tagged line's overrides (the ``--set k=v`` of its command cell) are all the
+    preset's values in ``configs/<row>.yaml`` as it is now (False for a line without any)."""
+    sets = re.findall(r"--set ([^\s=`]+)=([^\s`]+)", line.rsplit(" | ", 1)[-1])
+    if not sets:
+        return False
+    preset = Config.from_file(ROOT / "configs" / f"{row}.yaml").to_dict()
+    return all(k in preset and preset[k] == yaml.safe_load(v) for k, v in sets)
+
+
+def mark_preset(line: str) -> str:
+    """The line with :data:`PRESET_MARK` after its first cell where :func:`is_preset` holds
+    (an earlier mark is dropped first, so a stale one goes)."""
+    first, _, rest = line.partition(" | ")
+    first = first.removesuffix(PRESET_MARK)
+    row, tag = row_of_label(first)
+    if row is not None and tag and is_preset(line, row):
+        first += PRESET_MARK
+    return first + " | " + rest
+
+
 def row_of_label(cell: str) -> tuple[str | None, str]:
     """The row and tag of a table line's first cell (``| TREC-6 BiLSTM fixed, 6 [tag]``)."""
-    label, _, tag = cell.removeprefix("| ").partition(" [")
+    label, _, tag = cell.removeprefix("| ").removesuffix(PRESET_MARK).partition(" [")
     row = next((r for r, v in ROWS.items() if v["label"] == label), None)
     return row, tag.removesuffix("]")
 
@@ -300,7 +327,11 @@ def kept_lines(path: str | None, header: str, text: str | None = None) -> dict[s
     if header not in text:
         raise SystemExit(f"--keep {path}: its columns differ from this table's; not merged")
     body = [line for line in text[text.index(header) + 2 :] if line.startswith("| ")]
-    return {line.split(" | ")[0]: line for line in body if "| not run (" not in line}
+    return {
+        line.split(" | ")[0].removesuffix(PRESET_MARK): line
+        for line in body
+        if "| not run (" not in line
+    }
 
 
 def line_seeds(line: str) -> set[int]:
@@ -405,7 +436,7 @@ def table(results: list[dict], args) -> str:
             cells += ["not run (no finished run folder)"] + ["—"] * (len(head) - 7)
             cells.append(f"`{row_command(row, '', default_seeds(row), [])}`")
             lines.append(((list(ROWS).index(row), ""), "| " + " | ".join(cells) + " |"))
-    lines = header + [line for _, line in sorted(lines, key=lambda kv: kv[0])]
+    lines = header + [mark_preset(line) for _, line in sorted(lines, key=lambda kv: kv[0])]
     machine = (
         f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
@@ -425,7 +456,9 @@ def table(results: list[dict], args) -> str:
         "a grid chosen on training data (mean over seeds). Full data: the same model from seed "
         "0's init trained normally (Adam 1e-3, batch 64, accuracy after the last epoch). "
         "Published: the text paper's number (IMDB 20: its README's claim). A row `[tag]` is a "
-        "variant (its config: `RUNS/<row>-<tag>.yaml`). s/step and wall: per seed. The last "
+        "variant (its config: `RUNS/<row>-<tag>.yaml`); `[tag] (= preset)`: every `--set` of "
+        "the variant is the preset's value now (the preset took its settings). s/step and "
+        "wall: per seed. The last "
         "column is the command of the row (`softdistill distill --config configs/ROW.yaml "
         "--data-dir DATA --seed N` plus the full-data training); this table was assembled by the "
         "command above (with `--keep`: lines of rows it did not run come from the earlier table)."

@@ -258,3 +258,28 @@ def test_ceiling_heldout_scores_the_held_out_split_only(tmp_path):
     cfg.write_text("dataset: digits\narch: mlp\nnets: fixed\n")
     with pytest.raises(SystemExit):
         mod.main(["--config", str(cfg), "--out", str(out)])
+
+
+def test_reproduce_text_marks_the_variant_a_preset_took():
+    """A tagged line whose every --set is the preset's value now says '(= preset)'; a variant
+    that departs, an untagged line and a line without overrides do not; a stale mark goes."""
+    text = benchmark_module("reproduce_text")
+    cmd = "python benchmarks/reproduce_text.py --data-dir DATA --runs RUNS"
+    cmd += " --rows imdb_textconvnet_fixed_2"
+
+    def line(first, sets):
+        return f"{first} | glove6b | 66.7 | `{cmd} --seeds 0{sets} --tag t` |"
+
+    took = line("| IMDB TextConvNet fixed, 2 [paperlr]", " --set init_lr=0.01 --set lr=0.1")
+    assert text.mark_preset(took).startswith("| IMDB TextConvNet fixed, 2 [paperlr] (= preset) |")
+    departs = line("| IMDB TextConvNet fixed, 2 [lr3]", " --set lr=3 --set init_lr=0.01")
+    assert text.mark_preset(departs) == departs
+    assert text.mark_preset(line("| IMDB TextConvNet fixed, 2 [again]", "")).count("(=") == 0
+    stale = departs.replace("[lr3]", "[lr3] (= preset)")
+    assert text.mark_preset(stale) == departs
+    assert text.row_of_label("| IMDB TextConvNet fixed, 2 [paperlr] (= preset)") == (
+        "imdb_textconvnet_fixed_2",
+        "paperlr",
+    )
+    unknown = line("| IMDB TextConvNet fixed, 2 [new]", " --set no_such_key=1")
+    assert text.mark_preset(unknown) == unknown
