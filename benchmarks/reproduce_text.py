@@ -18,7 +18,8 @@ Usage::
 Fixed-init rows run seeds 0 and 1 by default (each seed another fixed init, starting set and
 batch order; the table gives their mean ± std and each value), random-init rows seed 0 (its
 spread is over the preset's unseen evaluation inits). The presets use ``embeddings: glove6b``
-(``pip install 'softdistill[text-glove]'`` first), but for ``trec6_bilstm_fixed_6``, which takes
+(``pip install 'softdistill[text-glove]'`` first), but for the TREC-6 rows
+(``trec6_bilstm_fixed_6``, ``trec6_bilstm_fixed_120``, ``trec6_bilstm_random_6``), which take
 MiniLM's table (``'softdistill[text-hf]'``).
 
 ``--smoke`` runs every row for 2 outer steps with a 512-example full-data pass (checks the
