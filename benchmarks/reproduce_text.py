@@ -216,6 +216,7 @@ def run_row(row: str, args, seed: int = 0) -> dict:
         "embeddings": meta.get("embeddings", cfg.get("embeddings")),
         # the run's own wall time (run.json of softdistill distill), else the script's
         "wall": _run_wall(run) or info.get("distill_eval_seconds"),
+        "ran_preset": ran_preset(Path(args.runs) / f"{name}.yaml", row),
         "info": info,
     }
 
@@ -286,28 +287,50 @@ def row_command(row: str, tag: str, seeds: list[int], sets: list[str]) -> str:
     return cmd + (f" --tag {tag}" if tag else "")
 
 
-# after the first cell of a variant's line whose every --set is the preset's value now (the preset
-# took the variant's settings): the reader sees which tagged line is the preset's own
+# after the first cell of a variant's line that ran the preset as it is now (the preset took the
+# variant's settings): the reader sees which tagged line is the preset's own
 PRESET_MARK = " (= preset)"
+# keys that say where and which seed a run ran, not what it ran
+NOT_SETTINGS = ("seed", "data_dir", "device")
 
 
-def is_preset(line: str, row: str) -> bool:
-    """Whether a tagged line's overrides (the ``--set k=v`` of its command cell) are all the
-    preset's values in ``configs/<row>.yaml`` as it is now (False for a line without any)."""
+def preset_settings(row: str) -> dict:
+    """The settings of ``configs/<row>.yaml`` as it is now (without :data:`NOT_SETTINGS`)."""
+    d = Config.from_file(ROOT / "configs" / f"{row}.yaml").to_dict()
+    return {k: v for k, v in d.items() if k not in NOT_SETTINGS}
+
+
+def ran_preset(config_file: Path, row: str) -> bool:
+    """Whether the config a run ran (``RUNS/<name>.yaml``, written before the run) is the
+    preset's as it is now, but for the seed (False when the file is missing)."""
+    if not config_file.is_file():
+        return False
+    ran = yaml.safe_load(config_file.read_text())
+    return {k: v for k, v in ran.items() if k not in NOT_SETTINGS} == preset_settings(row)
+
+
+def overrides_agree(line: str, row: str) -> bool:
+    """Whether a line's overrides (the ``--set k=v`` of its command cell) are all the preset's
+    values now (False for a line without any). Weaker than :func:`ran_preset`: the keys it did
+    not set came from the preset of its day."""
     sets = re.findall(r"--set ([^\s=`]+)=([^\s`]+)", line.rsplit(" | ", 1)[-1])
     if not sets:
         return False
-    preset = Config.from_file(ROOT / "configs" / f"{row}.yaml").to_dict()
+    preset = preset_settings(row)
     return all(k in preset and preset[k] == yaml.safe_load(v) for k, v in sets)
 
 
-def mark_preset(line: str) -> str:
-    """The line with :data:`PRESET_MARK` after its first cell where :func:`is_preset` holds
-    (an earlier mark is dropped first, so a stale one goes)."""
+def mark_preset(line: str, ran: bool | None = None) -> str:
+    """The line with :data:`PRESET_MARK` after its first cell when it is a tagged variant that
+    ran the preset: ``ran`` where its run folders say (a new line), else (a line kept from an
+    earlier table) an earlier mark stays while :func:`overrides_agree` still holds."""
     first, _, rest = line.partition(" | ")
+    marked = first.endswith(PRESET_MARK)
     first = first.removesuffix(PRESET_MARK)
     row, tag = row_of_label(first)
-    if row is not None and tag and is_preset(line, row):
+    if ran is None:
+        ran = marked and row is not None and overrides_agree(line, row)
+    if row is not None and tag and ran:
         first += PRESET_MARK
     return first + " | " + rest
 
@@ -319,6 +342,12 @@ def row_of_label(cell: str) -> tuple[str | None, str]:
     return row, tag.removesuffix("]")
 
 
+def line_key(line: str) -> str:
+    """A table line's first cell without :data:`PRESET_MARK`: the key that matches a new line
+    of a variant with its line in an earlier table, marked or not."""
+    return line.split(" | ")[0].removesuffix(PRESET_MARK)
+
+
 def kept_lines(path: str | None, header: str, text: str | None = None) -> dict[str, str]:
     """The finished lines of an earlier table (``--keep``; ``text``: its content as read before
     this run wrote any table), by first cell; its columns must be this table's."""
@@ -328,11 +357,7 @@ def kept_lines(path: str | None, header: str, text: str | None = None) -> dict[s
     if header not in text:
         raise SystemExit(f"--keep {path}: its columns differ from this table's; not merged")
     body = [line for line in text[text.index(header) + 2 :] if line.startswith("| ")]
-    return {
-        line.split(" | ")[0].removesuffix(PRESET_MARK): line
-        for line in body
-        if "| not run (" not in line
-    }
+    return {line_key(line): line for line in body if "| not run (" not in line}
 
 
 def line_seeds(line: str) -> set[int]:
@@ -424,11 +449,12 @@ def table(results: list[dict], args) -> str:
             " / ".join(f"{w / 60:.1f} min" for w in walls) or "?",
             f"`{row_command(row, tag, [r['seed'] for r in rs], overrides)}`",
         ]
-        lines.append(((list(ROWS).index(row), tag), "| " + " | ".join(cells) + " |"))
-    done = {row for row, _ in groups}
-    new_seeds = {line.split(" | ")[0]: line_seeds(line) for _, line in lines}
-    for row, tag, line in kept_beside(kept_lines(args.keep, header[0], args.keep_text), new_seeds):
+        line = mark_preset("| " + " | ".join(cells) + " |", all(r["ran_preset"] for r in rs))
         lines.append(((list(ROWS).index(row), tag), line))
+    done = {row for row, _ in groups}
+    new_seeds = {line_key(line): line_seeds(line) for _, line in lines}
+    for row, tag, line in kept_beside(kept_lines(args.keep, header[0], args.keep_text), new_seeds):
+        lines.append(((list(ROWS).index(row), tag), mark_preset(line)))
         done.add(row)
     for row in ROWS if args.all_runs else ():  # every row has a line: say which did not run
         if row not in done:
@@ -437,7 +463,7 @@ def table(results: list[dict], args) -> str:
             cells += ["not run (no finished run folder)"] + ["—"] * (len(head) - 7)
             cells.append(f"`{row_command(row, '', default_seeds(row), [])}`")
             lines.append(((list(ROWS).index(row), ""), "| " + " | ".join(cells) + " |"))
-    lines = header + [mark_preset(line) for _, line in sorted(lines, key=lambda kv: kv[0])]
+    lines = header + [line for _, line in sorted(lines, key=lambda kv: kv[0])]
     machine = (
         f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
     )
@@ -457,8 +483,8 @@ def table(results: list[dict], args) -> str:
         "a grid chosen on training data (mean over seeds). Full data: the same model from seed "
         "0's init trained normally (Adam 1e-3, batch 64, accuracy after the last epoch). "
         "Published: the text paper's number (IMDB 20: its README's claim). A row `[tag]` is a "
-        "variant (its config: `RUNS/<row>-<tag>.yaml`); `[tag] (= preset)`: every `--set` of "
-        "the variant is the preset's value now (the preset took its settings). s/step and "
+        "variant (its config: `RUNS/<row>-<tag>.yaml`); `[tag] (= preset)`: the variant ran the "
+        "preset as it is now (the preset took its settings). s/step and "
         "wall: per seed. The last "
         "column is the command of the row (`softdistill distill --config configs/ROW.yaml "
         "--data-dir DATA --seed N` plus the full-data training); this table was assembled by the "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from helpers import benchmark_module
 from softdistill.config import Config, read_config_file
@@ -260,26 +261,41 @@ def test_ceiling_heldout_scores_the_held_out_split_only(tmp_path):
         mod.main(["--config", str(cfg), "--out", str(out)])
 
 
-def test_reproduce_text_marks_the_variant_a_preset_took():
-    """A tagged line whose every --set is the preset's value now says '(= preset)'; a variant
-    that departs, an untagged line and a line without overrides do not; a stale mark goes."""
+def test_reproduce_text_marks_the_variant_a_preset_took(tmp_path):
+    """A tagged line that ran the preset as it is now says '(= preset)' (from its run's config
+    file); a line kept from an earlier table keeps its mark while its --set values are still the
+    preset's, and loses a stale one; untagged lines are never marked."""
     text = benchmark_module("reproduce_text")
-    cmd = "python benchmarks/reproduce_text.py --data-dir DATA --runs RUNS"
-    cmd += " --rows imdb_textconvnet_fixed_2"
+    row = "imdb_textconvnet_fixed_2"
+    cmd = f"python benchmarks/reproduce_text.py --data-dir DATA --runs RUNS --rows {row}"
 
     def line(first, sets):
         return f"{first} | glove6b | 66.7 | `{cmd} --seeds 0{sets} --tag t` |"
 
-    took = line("| IMDB TextConvNet fixed, 2 [paperlr]", " --set init_lr=0.01 --set lr=0.1")
-    assert text.mark_preset(took).startswith("| IMDB TextConvNet fixed, 2 [paperlr] (= preset) |")
-    departs = line("| IMDB TextConvNet fixed, 2 [lr3]", " --set lr=3 --set init_lr=0.01")
-    assert text.mark_preset(departs) == departs
-    assert text.mark_preset(line("| IMDB TextConvNet fixed, 2 [again]", "")).count("(=") == 0
-    stale = departs.replace("[lr3]", "[lr3] (= preset)")
-    assert text.mark_preset(stale) == departs
-    assert text.row_of_label("| IMDB TextConvNet fixed, 2 [paperlr] (= preset)") == (
-        "imdb_textconvnet_fixed_2",
-        "paperlr",
+    # the config a run ran, as reproduce_text writes it beside the run folder
+    preset = text.preset_settings(row)
+    ran = tmp_path / "ran.yaml"
+    ran.write_text(yaml.safe_dump({**preset, "seed": 3, "data_dir": "elsewhere"}))
+    assert text.ran_preset(ran, row)
+    ran.write_text(yaml.safe_dump({**preset, "outer_steps": preset["outer_steps"] + 1}))
+    assert not text.ran_preset(ran, row)  # a key it did not --set differs: not the preset now
+    assert not text.ran_preset(tmp_path / "missing.yaml", row)
+
+    new = line("| IMDB TextConvNet fixed, 2 [paperlr]", " --set lr=0.1")
+    assert text.mark_preset(new, True).startswith(
+        "| IMDB TextConvNet fixed, 2 [paperlr] (= preset) |"
     )
-    unknown = line("| IMDB TextConvNet fixed, 2 [new]", " --set no_such_key=1")
-    assert text.mark_preset(unknown) == unknown
+    assert text.mark_preset(new, False) == new
+    assert text.mark_preset(line("| IMDB TextConvNet fixed, 2", ""), True).count("(=") == 0
+    # kept lines: the earlier mark stays while the overrides agree, an unmarked line stays so
+    kept = line("| IMDB TextConvNet fixed, 2 [paperlr] (= preset)", f" --set lr={preset['lr']}")
+    assert text.mark_preset(kept) == kept
+    assert text.mark_preset(kept.replace(" (= preset)", "")).count("(=") == 0
+    stale = line("| IMDB TextConvNet fixed, 2 [lr3] (= preset)", " --set lr=3")
+    assert text.mark_preset(stale) == stale.replace(" (= preset)", "")
+    unknown = line("| IMDB TextConvNet fixed, 2 [new] (= preset)", " --set no_such_key=1")
+    assert "(=" not in text.mark_preset(unknown)
+    assert text.row_of_label("| IMDB TextConvNet fixed, 2 [paperlr] (= preset)") == (row, "paperlr")
+    # a new marked line replaces its earlier unmarked line (and the other way round)
+    assert text.line_key(kept) == text.line_key(kept.replace(" (= preset)", ""))
+    assert text.line_key(kept) == text.line_key(new) == "| IMDB TextConvNet fixed, 2 [paperlr]"
