@@ -14,7 +14,11 @@ examples) and in chunks of 256 (what the loop does on a CPU, ``outer_chunk``).
 ``--runs DATA`` (long: minutes per run): each preset and seed run with the CLI as a user would,
 from the command to ``eval.json``: wall time, the outer step and wall time at which the logged test
 accuracy first reached the target, the final test accuracy of the set kept (held-out selection),
-seconds and CPU seconds per outer step, peak RSS, threads, and the seconds after the loop.
+seconds and CPU seconds per outer step, peak RSS, threads, and the seconds after the loop. Before
+the runs it times a speed probe (:func:`speed_probe`: one LeNet forward+backward of 1,024
+MNIST-shaped images in chunks of 256, one thread, CPU seconds, median of a few) and writes it into
+every row: the same machine kind runs some days at half the speed of others, so wall times of rows
+from different days compare only through it.
 
     python benchmarks/time_to_accuracy.py --per-step
     python benchmarks/time_to_accuracy.py --runs DATA --presets mnist_lenet_fixed_10 --seeds 0 1 2 \
@@ -72,6 +76,36 @@ def per_step(batch: int, rounds: int, steps: int) -> list[dict]:
         _setting(label, changes, data, model, batch, rounds, steps, g)
         for label, changes in SETTINGS
     ]
+
+
+def speed_probe(reps: int = 15) -> float:
+    """CPU seconds of one LeNet forward+backward of 1,024 MNIST-shaped images in chunks of 256
+    (the bulk of an outer step of the MNIST presets), one thread, median of ``reps``; taken
+    before the runs start, so nothing of this benchmark's runs competes with it."""
+    import torch
+    import torch.nn.functional as F
+
+    from softdistill.core import forward
+    from softdistill.models import build, init_params
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        model = build("lenet", (1, 28, 28), 10)
+        params = {k: v.requires_grad_(True) for k, v in init_params(model, generator=g).items()}
+        x = torch.randn(1024, 1, 28, 28, generator=g)
+        y = torch.randint(0, 10, (1024,), generator=g)
+        times = []
+        for _ in range(reps):
+            t = time.process_time()
+            for a in range(0, 1024, 256):
+                loss = F.cross_entropy(forward(model, params, x[a : a + 256]), y[a : a + 256])
+                torch.autograd.grad(loss, tuple(params.values()))
+            times.append(time.process_time() - t)
+        return statistics.median(times)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _setting(label, changes, data, model, batch, rounds, steps, g) -> dict:
@@ -247,12 +281,15 @@ def runs_table(rows: list[dict]) -> list[str]:
         "`final` is the test accuracy of the set kept (chosen on held-out training examples); "
         "`first at target` is the first logged evaluation whose test accuracy reached the target "
         "(outer step, seconds into the loop). CPU s per step include the evaluations and the "
-        "work after the loop.",
+        "work after the loop. `speed probe s`: CPU s of one LeNet forward+backward of 1,024 "
+        "images in chunks of 256 at one thread, timed before the runs of that invocation (the "
+        "machine's speed that day; rows without it are older): compare wall times of rows "
+        "through it.",
         "",
         "| preset | seed | final | held out (step kept) | target | first at target (step, s) "
         "| steps | wall s | s/step | CPU s/step | peak RSS MB | threads | runs at once "
-        "| after loop s |",
-        "| --- " + "| ---: " * 13 + "|",
+        "| after loop s | speed probe s |",
+        "| --- " + "| ---: " * 14 + "|",
     ]
     for r in rows:
         first = (
@@ -261,6 +298,7 @@ def runs_table(rows: list[dict]) -> list[str]:
             else "not reached"
         )
         target = f"{100 * r['target']:.1f}" if r["target"] else "-"
+        probe = f"{r['speed_probe_s']:.3f}" if r.get("speed_probe_s") is not None else "-"
         held = (
             f"{100 * r['selected_val_acc']:.2f} ({r['selected_step']})"
             if r.get("selected_val_acc") is not None
@@ -271,7 +309,7 @@ def runs_table(rows: list[dict]) -> list[str]:
             f"{first} | "
             f"{r['outer_steps']} | {r['wall_s']:.0f} | {r['s_per_step']:.3f} | "
             f"{r['cpu_s_per_step']:.3f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
-            f"{r.get('jobs_at_once', 1)} | {r['after_loop_s']:.1f} |"
+            f"{r.get('jobs_at_once', 1)} | {r['after_loop_s']:.1f} | {probe} |"
         )
     lines += ["", "Per preset, over its seeds:", ""]
     for preset in dict.fromkeys(r["preset"] for r in rows):
@@ -334,6 +372,8 @@ def main() -> None:
         out_dir = Path(args.out_dir)
         done = {(r["preset"], r["seed"]): r for r in result.get("runs", [])}
         jobs = [(p, s) for p in args.presets for s in args.seeds]
+        probe = speed_probe()
+        print(f"speed probe: {probe:.3f} CPU s", flush=True)
         extra = list(args.extra)
         if args.jobs > 1 and "--threads" not in extra:  # share the CPUs between the runs
             extra += ["--threads", str(max(1, (os.cpu_count() or 1) // args.jobs))]
@@ -341,6 +381,7 @@ def main() -> None:
         def one(job):
             row = run_preset(*job, args.runs, out_dir, extra, args.variant)
             row["jobs_at_once"] = args.jobs + args.beside
+            row["speed_probe_s"] = probe
             print(json.dumps(row), flush=True)
             return row
 

@@ -241,6 +241,27 @@ def test_time_to_accuracy_runs_a_named_variant_beside_its_preset(tmp_path):
     assert 0 <= row["final_acc"] <= 1 and row["peak_rss_mb"] > 0
     lines = tta.runs_table([row])
     assert any(line.startswith("| demo_digits [short] | 0 |") for line in lines)
+    row_line = next(line for line in lines if line.startswith("| demo_digits [short] |"))
+    assert row_line.endswith(" - |")  # no speed probe: run_preset alone measures none
+
+
+def test_time_to_accuracy_rows_carry_the_speed_probe_of_their_day():
+    """The speed probe is a positive CPU time at one thread (the caller's thread count is given
+    back), and a row that has one shows it in the table's last column."""
+    import torch
+
+    tta = benchmark_module("time_to_accuracy")
+    threads = torch.get_num_threads()
+    probe = tta.speed_probe(reps=2)
+    assert probe > 0 and torch.get_num_threads() == threads
+    row = {
+        "preset": "p", "seed": 0, "final_acc": 0.9, "selected_val_acc": None, "target": None,
+        "first_step_at_target": None, "outer_steps": 10, "wall_s": 1.0, "s_per_step": 0.1,
+        "cpu_s_per_step": 0.1, "peak_rss_mb": 100.0, "threads": 1, "after_loop_s": 0.5,
+        "command": "c", "speed_probe_s": 0.2283,
+    }  # fmt: skip
+    line = next(ln for ln in tta.runs_table([row]) if ln.startswith("| p | 0 |"))
+    assert line.endswith("| 0.5 | 0.228 |")
 
 
 def test_ceiling_heldout_scores_the_held_out_split_only(tmp_path):

@@ -248,13 +248,19 @@ def method_summary(cfg: Config) -> str:
     batch = f"{cfg.batch_size}"
     if cfg.batch_size_late:
         batch += f" ({cfg.batch_size_late} from step {cfg.batch_late_from})"
+    starts = (
+        f", {cfg.restarts} starts of {cfg.restart_steps} steps (the best held out continues)"
+        if cfg.restarts > 1
+        else ""
+    )
     return (
         f"dataset {cfg.dataset}, arch {cfg.arch}{args} (init {cfg.init}), nets {cfg.nets} "
         f"x {cfg.n_nets}, objective {cfg.objective}; {cfg.per_class} per class of {classes} "
         f"x {cfg.n_batches} batch(es) x {cfg.n_epochs} epoch(s) (T = {cfg.n_steps}), {labels}, "
         f"lrs {'learned' if cfg.learn_lrs else 'fixed'} from {cfg.init_lr:g}, x_init "
         f"{cfg.x_init}{', data frozen' if cfg.freeze_data else ''}; {cfg.outer_steps} outer "
-        f"steps of Adam lr {cfg.lr:g} ({schedule}), batch {batch}, hypergrad {cfg.hypergrad}, "
+        f"steps of Adam lr {cfg.lr:g} ({schedule}){starts}, batch {batch}, hypergrad "
+        f"{cfg.hypergrad}, "
         f"seed {cfg.seed}"
     )
 
@@ -349,7 +355,7 @@ def distill(
                 "(optimistic); pass --test_pool PATH for held-out nets"
             )
         if hasattr(progress, "total"):  # e.g. the CLI's bar: the step count is known now
-            progress.total = cfg.outer_steps
+            progress.total = cfg.total_outer_steps
         try:
             model = build(cfg.arch, data.sample_shape, data.n_classes, **cfg.arch_args)
         except ValueError as e:

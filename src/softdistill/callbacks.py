@@ -229,9 +229,11 @@ class Metrics(Callback):
         *,
         log_every: int,
         clipping: bool,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.path, self.on_record = path, on_record
         self.log_every, self.clipping = log_every, clipping
+        self.extra = extra or {}  # entries of every record (restarts: which start)
 
     def on_resume(self, loop: OuterLoop) -> None:
         truncate_metrics(self.path, loop.state.step)
@@ -244,6 +246,7 @@ class Metrics(Callback):
         lrs = state.syn.lrs.detach()
         group = state.opt.param_groups[0]
         record = {
+            **self.extra,
             "step": step,
             "loss": event.loss,
             "grad_norm": event.grad_norm,

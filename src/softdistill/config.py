@@ -154,6 +154,11 @@ class Config:
     #                                       this fraction (the run says so)
     patience: int = 0  # val_size: stop after this many evaluations without a better held-out
     #                    accuracy (0: never)
+    restarts: int = 1  # val_size: > 1 starts this many synthetic sets (the run's own init and
+    #                    restarts - 1 others), runs each restart_steps outer steps on the same
+    #                    nets and real batches, and continues the one that then scores best on
+    #                    the held-out examples (1: one start, the original method)
+    restart_steps: int = 0  # restarts > 1: outer steps of each start before the choice
 
     # --- scale: speed and memory (docs/hypergradient.md)
     keep_every: int = 1  # reverse/truncated: keep every k-th inner weight vector theta_t and
@@ -330,6 +335,12 @@ class Config:
         return self.n_batches * self.n_epochs
 
     @property
+    def total_outer_steps(self) -> int:
+        """Outer steps the run takes in all: ``outer_steps``, plus ``restart_steps`` for each
+        start beyond the first (``restarts``)."""
+        return self.outer_steps + (self.restarts - 1) * self.restart_steps
+
+    @property
     def snapshot_interval(self) -> int:
         """Outer steps between snapshots (0: none); ``snapshot_every`` or about 25 per run."""
         if self.snapshot_every is not None:
@@ -500,6 +511,26 @@ class Config:
                 "patience and stop_at_val_acc stop on the held-out accuracy: set val_size > 0 "
                 "(held-out training examples) and eval_every > 0"
             )
+        if self.restarts < 1:
+            raise ConfigError(f"restarts must be >= 1 (1: one start), got {self.restarts}")
+        if self.restarts > 1:
+            if not self.val_size:
+                raise ConfigError(
+                    f"restarts {self.restarts} chooses a start by its held-out accuracy: set "
+                    "val_size > 0 (held-out training examples) and eval_every > 0"
+                )
+            if not 0 < self.restart_steps < self.outer_steps:
+                raise ConfigError(
+                    f"restart_steps (outer steps of each start before the choice) must be "
+                    f"between 1 and outer_steps - 1 = {self.outer_steps - 1} when restarts > 1, "
+                    f"got {self.restart_steps}"
+                )
+            if self.restart_steps % self.eval_every:
+                raise ConfigError(
+                    f"restart_steps {self.restart_steps} must be a multiple of eval_every "
+                    f"{self.eval_every}: the starts are compared on the held-out evaluation of "
+                    "that step"
+                )
         if self.clip_ratio < 0 or 0 < self.clip_ratio < 1:
             raise ConfigError(f"clip_ratio must be 0 (off) or >= 1, got {self.clip_ratio}")
         if not 0 <= self.adam_beta1 < 1:

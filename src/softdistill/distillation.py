@@ -14,8 +14,10 @@ class correctly.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import math
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -340,10 +342,11 @@ class DistillResult:
     seconds: float
     final_loss: float
     selected: dict[str, Any] | None = None  # val_size: the outer step kept, its val accuracy
+    other_steps: int = 0  # restarts: the outer steps of the starts not continued (in seconds)
 
     @property
     def seconds_per_step(self) -> float:
-        return self.seconds / max(1, self.outer_steps)
+        return self.seconds / max(1, self.outer_steps + self.other_steps)
 
 
 @dataclass
@@ -578,7 +581,8 @@ def distill(
         callbacks: more :class:`~softdistill.callbacks.Callback` objects, run at every step
             after the evaluation (held-out selection, early stop) and before the writers
             (metrics, snapshots, checkpoints, progress); one may end the run with
-            ``event.request_stop("why")``, which the writers record as its last step.
+            ``event.request_stop("why")``, which the writers record as its last step. With
+            ``restarts`` they join the kept start's loop after the choice (``on_start`` then).
 
     With ``run_dir``, small snapshots of ``x_syn`` go to ``snapshots/`` every
     ``cfg.snapshot_interval`` outer steps (and at steps 0 and the last) for the report.
@@ -606,73 +610,97 @@ def distill(
         train, val = holdout(train, cfg.val_size, stream(cfg.seed, "val"))
         val = val if main else None
     test = data.test.to(device, dtype) if cfg.eval_every and main else None
-    syn = make_synthetic(cfg, data, stream(cfg.seed, "syn"), device=device, dtype=dtype)
-    batches = RealBatches(train, cfg.batch_size, stream(cfg.seed, "data"))
     spec = NetSpec.of(cfg)
-    source = NetSource(
-        model,
-        spec,
-        device=device,
-        dtype=dtype,
-        sample_shape=data.sample_shape,
-        n_classes=data.n_classes,
-        rank=rank,
-        world_size=world_size,
-    )
-    method, why = choose_hypergrad(cfg, model, syn, dict(model.named_parameters()))
+
+    def new_state(syn_generator: torch.Generator) -> LoopState:
+        # a start of the loop: the set from syn_generator; nets, batch order, Adam and the other
+        # streams from the run's seed (every start of a restarts run sees the same ones)
+        syn = make_synthetic(cfg, data, syn_generator, device=device, dtype=dtype)
+        opt = torch.optim.Adam(
+            outer_param_groups(cfg, syn), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999)
+        )
+        return LoopState(
+            syn=syn,
+            opt=opt,
+            sched=outer_lr_scheduler(cfg, opt),
+            batches=RealBatches(train, cfg.batch_size, stream(cfg.seed, "data")),
+            source=NetSource(
+                model,
+                spec,
+                device=device,
+                dtype=dtype,
+                sample_shape=data.sample_shape,
+                n_classes=data.n_classes,
+                rank=rank,
+                world_size=world_size,
+            ),
+            truncation=stream(cfg.seed, "truncation"),
+            noise=stream(cfg.seed, "input_noise"),
+            # Polyak averaging: an exponential moving average of the learned tensors, evaluated
+            # and returned instead of the last iterate when ema_decay > 0
+            syn_ema=copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None,
+        )
+
+    state = new_state(stream(cfg.seed, "syn"))
+    method, why = choose_hypergrad(cfg, model, state.syn, dict(model.named_parameters()))
     if cfg.hypergrad == "auto" and main:
         log.info("hypergrad auto: %s (%s)", method, why)
     chunk = outer_chunk(cfg, device)
-    if main and 0 < chunk < batches.batch_size:
+    if main and 0 < chunk < state.batches.batch_size:
         log.info("outer loss in chunks of %d real examples (outer_chunk)", chunk)
-    opt = torch.optim.Adam(outer_param_groups(cfg, syn), lr=cfg.lr, betas=(cfg.adam_beta1, 0.999))
-    state = LoopState(
-        syn=syn,
-        opt=opt,
-        sched=outer_lr_scheduler(cfg, opt),
-        batches=batches,
-        source=source,
-        truncation=stream(cfg.seed, "truncation"),
-        noise=stream(cfg.seed, "input_noise"),
-        # Polyak averaging: an exponential moving average of the learned tensors, evaluated and
-        # returned instead of the last iterate when ema_decay > 0
-        syn_ema=copy.deepcopy(syn).requires_grad_(False) if cfg.ema_decay else None,
-    )
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / io.CHECKPOINT if run_dir else None
     metrics_path = run_dir / io.METRICS if run_dir and main else None
     if resume and ckpt_path is None:
         raise ValueError("resume needs a run_dir")
+    logging_on = main and (metrics_path is not None or on_record is not None)
 
-    def watch() -> list[Params]:
-        # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
-        if not (cfg.eval_every and main):
-            return []
-        return eval_nets(
+    def evaluator(source: NetSource, *, stops: bool = True) -> Evaluate:
+        def watch() -> list[Params]:
+            # test accuracy in metrics: on the fixed inits, or on a few never-trained-on nets
+            if not (cfg.eval_every and main):
+                return []
+            return eval_nets(
+                model,
+                spec,
+                source.fixed,
+                min(cfg.test_n_nets, 4),
+                device=device,
+                dtype=dtype,
+                sample_shape=data.sample_shape,
+                n_classes=data.n_classes,
+            )
+
+        return Evaluate(
             model,
-            spec,
-            source.fixed,
-            min(cfg.test_n_nets, 4),
-            device=device,
-            dtype=dtype,
-            sample_shape=data.sample_shape,
-            n_classes=data.n_classes,
+            watch,
+            every=cfg.eval_every,
+            test_every=cfg.test_every,
+            val=val,
+            test=test,
+            heldout=bool(cfg.val_size),
+            score_test=logging_on,
+            stop_at_val_acc=cfg.stop_at_val_acc if stops else None,
+            patience=cfg.patience if stops else 0,
+            main=main,
         )
 
-    logging_on = main and (metrics_path is not None or on_record is not None)
-    evaluate = Evaluate(
-        model,
-        watch,
-        every=cfg.eval_every,
-        test_every=cfg.test_every,
-        val=val,
-        test=test,
-        heldout=bool(cfg.val_size),
-        score_test=logging_on,
-        stop_at_val_acc=cfg.stop_at_val_acc,
-        patience=cfg.patience,
-        main=main,
-    )
+    # restarts: the steps of the starts not continued come before the kept start's (progress)
+    offset = (cfg.restarts - 1) * cfg.restart_steps
+
+    def shifted(by: int) -> Callable[[int, dict[str, float]], None]:
+        return lambda step, info: progress(step + by, info)
+
+    take_step = OuterStep(cfg, model, method, chunk, ckpt_path)
+    restarts = Restarts()
+    choose = cfg.restarts > 1 and not (resume and ckpt_path is not None and ckpt_path.exists())
+    if choose:  # the starts, then the loop of the best one from where it stands
+        state, evaluate = run_starts(
+            cfg, state, new_state, evaluator, take_step, restarts, run_dir, metrics_path,
+            shifted if progress is not None else None,
+        )  # fmt: skip
+    else:
+        evaluate = evaluator(state.source)
     hooks: list[Callback] = [evaluate, *callbacks]
     if logging_on:
         hooks.append(
@@ -682,9 +710,16 @@ def distill(
         hooks.append(Snapshots(run_dir, cfg.snapshot_interval))
         hooks.append(Checkpoints(ckpt_path, cfg.checkpoint_every, metrics_path))
     if progress is not None:
-        hooks.append(Progress(progress))
-    loop = OuterLoop(state, OuterStep(cfg, model, method, chunk, ckpt_path), hooks)
-    if resume:
+        hooks.append(Progress(shifted(offset) if offset else progress))
+    if cfg.restarts > 1:
+        hooks.append(restarts)
+    loop = OuterLoop(state, take_step, hooks)
+    if choose:
+        for cb in callbacks:  # the caller's callbacks start with the kept start's loop
+            cb.on_start(loop)
+        if ckpt_path is not None and main:  # from here on, a resume continues the kept start
+            io.save_checkpoint(ckpt_path, loop.state_dict(seconds=state.seconds))
+    elif resume:
         loop.resume(ckpt_path)
     else:
         loop.start()
@@ -696,7 +731,138 @@ def distill(
     result_syn, selected = evaluate.kept(
         state.result_syn, steps_done, cfg.outer_steps, cfg.val_size
     )
-    return DistillResult(result_syn, source.fixed, steps_done, seconds, loss_value, selected)
+    if selected is not None and restarts.outcome is not None:
+        selected["restarts"] = restarts.outcome
+    return DistillResult(
+        result_syn, state.source.fixed, steps_done, seconds, loss_value, selected, offset
+    )
+
+
+class Restarts(Callback):
+    """What the starts of a ``restarts`` run scored and which one was continued: kept in the
+    checkpoint (a resume after the choice continues the kept start) and in ``selected``."""
+
+    state_key = "restarts"
+
+    def __init__(self) -> None:
+        self.outcome: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any] | None:
+        return self.outcome
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        self.outcome = state
+
+
+def run_starts(
+    cfg: Config,
+    first: LoopState,
+    new_state: Callable[[torch.Generator], LoopState],
+    evaluator: Callable[..., Evaluate],
+    take_step: Callable[[LoopState], StepEvent],
+    restarts: Restarts,
+    run_dir: Path | None,
+    metrics_path: Path | None,
+    shifted: Callable[[int], Callable[[int, dict[str, float]], None]] | None,
+) -> tuple[LoopState, Evaluate]:
+    """The ``restarts`` starts, ``restart_steps`` outer steps each; the one scoring best on the
+    held-out examples at that step (ties: the earlier start), with its evaluator.
+
+    Start 0 is the run's own init (stream ``syn``), start k >= 1 draws from ``restart_syn``
+    keyed k; every start sees the same nets and real batches. Their metrics go to
+    ``restarts.jsonl`` (each line with its ``start``) and their snapshots to
+    ``restarts/k/snapshots``; the kept start's lines and snapshots become the run's own. Only
+    rank 0 scores; its choice is broadcast. Early stopping waits for the kept start.
+    """
+    main = distributed.is_main()
+    log_path = run_dir / io.RESTARTS if metrics_path is not None else None
+    if log_path is not None:
+        log_path.unlink(missing_ok=True)
+    if run_dir is not None and main:  # a resume before the choice runs every start again
+        shutil.rmtree(run_dir / io.RESTART_DIR, ignore_errors=True)
+    starts: list[tuple[LoopState, Evaluate]] = []  # every rank keeps each until the choice
+    scores: list[float | None] = []
+    durations: list[float] = []
+    for k in range(cfg.restarts):
+        state = first if k == 0 else new_state(stream(cfg.seed, "restart_syn", k))
+        evaluate = evaluator(state.source, stops=False)
+        hooks: list[Callback] = [evaluate]
+        if log_path is not None:
+            hooks.append(
+                Metrics(
+                    log_path,
+                    None,
+                    log_every=cfg.log_every,
+                    clipping=bool(cfg.clip_ratio),
+                    extra={"start": k},
+                )
+            )
+        if run_dir is not None and main:
+            hooks.append(Snapshots(run_dir / io.RESTART_DIR / str(k), cfg.snapshot_interval))
+        if shifted is not None:
+            hooks.append(Progress(shifted(k * cfg.restart_steps)))
+        loop = OuterLoop(state, take_step, hooks)
+        loop.start()
+        event = loop.run(cfg.restart_steps)
+        durations.append(state.elapsed())
+        score = event.val_acc if event is not None else None
+        scores.append(score)
+        starts.append((state, evaluate))
+        log.info(
+            "start %d of %d: held-out accuracy %s after %d outer steps",
+            k + 1,
+            cfg.restarts,
+            "-" if score is None else f"{score:.4f}",
+            cfg.restart_steps,
+        )
+    # rank 0 scores (the others have no held-out split); the first of equal scores wins
+    ranked = [(s, -k) for k, s in enumerate(scores) if s is not None]
+    chosen = distributed.broadcast_int(-max(ranked)[1] if ranked else 0)
+    state, evaluate = starts[chosen]
+    # the loop's clock: every start's time counts (resumes and seconds per step see it all)
+    state.seconds = sum(durations)
+    restarts.outcome = {"chosen": chosen, "val_acc": scores, "steps": cfg.restart_steps}
+    if main:
+        log.info(
+            "continuing start %d (held-out accuracy %s at outer step %d of %d)",
+            chosen + 1,
+            "-" if scores[chosen] is None else f"{scores[chosen]:.4f}",
+            cfg.restart_steps,
+            cfg.outer_steps,
+        )
+    if run_dir is not None and main:
+        adopt_start(run_dir, chosen, log_path, metrics_path, sum(durations[:chosen]))
+    # the kept start's evaluator, now with the run's early stopping
+    kept = evaluator(state.source)
+    kept.load_state_dict(evaluate.state_dict())
+    kept.watch = evaluate.watch
+    return state, kept
+
+
+def adopt_start(
+    run_dir: Path,
+    chosen: int,
+    log_path: Path | None,
+    metrics_path: Path | None,
+    seconds_before: float,
+) -> None:
+    """The kept start's lines of ``restarts.jsonl`` become ``metrics.jsonl`` (its ``seconds``
+    counted from the first start's, ``seconds_before`` being the time of the starts run before
+    it) and its snapshots the run's; the other starts' snapshots are deleted."""
+    if log_path is not None and metrics_path is not None and log_path.exists():
+        lines = []
+        for line in log_path.read_text().splitlines():
+            record = json.loads(line)
+            if record.pop("start") == chosen:
+                record["seconds"] += seconds_before
+                lines.append(json.dumps(record) + "\n")
+        io.atomic_write(metrics_path, lambda tmp: Path(tmp).write_text("".join(lines)))
+    kept = run_dir / io.RESTART_DIR / str(chosen) / io.SNAPSHOTS
+    if kept.is_dir():
+        (run_dir / io.SNAPSHOTS).mkdir(exist_ok=True)
+        for f in kept.glob("*.safetensors"):
+            f.replace(run_dir / io.SNAPSHOTS / f.name)
+    shutil.rmtree(run_dir / io.RESTART_DIR, ignore_errors=True)
 
 
 def holdout(split: Split, n: int, generator: torch.Generator) -> tuple[Split, Split]:

@@ -184,8 +184,13 @@ def all_reduce_mean(
 
 def broadcast_flag(flag: bool) -> bool:
     """Rank 0's ``flag`` on every rank (a decision only rank 0 can take, e.g. to stop early)."""
+    return bool(broadcast_int(int(flag)))
+
+
+def broadcast_int(value: int) -> int:
+    """Rank 0's ``value`` on every rank (e.g. the start that rank 0 chose on held-out data)."""
     if rank_world()[1] == 1:
-        return flag
-    t = torch.tensor([int(flag)], device=_comm_device())
+        return value
+    t = torch.tensor([value], device=_comm_device())
     dist.broadcast(t, src=0)
-    return bool(t.item())
+    return int(t.item())

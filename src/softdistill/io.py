@@ -72,6 +72,8 @@ SYNTHETIC = "synthetic.safetensors"
 INIT = "init.safetensors"
 EMBEDDING = "embedding.safetensors"
 METRICS = "metrics.jsonl"
+RESTARTS = "restarts.jsonl"  # restarts > 1: every start's metrics lines, each with its start
+RESTART_DIR = "restarts"  # restarts > 1: the starts' snapshots until the choice
 EVAL = "eval.json"
 RUN_INFO = "run.json"  # command line, wall time, threads, hardware, versions, seed
 REAL = "real_examples.safetensors"  # a few real training examples per class (the report's)
@@ -160,9 +162,9 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool = False, resume: bool =
                 f"run folder {path} already exists; pass --overwrite to replace it or "
                 "--resume to continue it"
             )
-        for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, EVAL, RUN_INFO, REAL):
+        for name in (CONFIG, SYNTHETIC, INIT, EMBEDDING, METRICS, RESTARTS, EVAL, RUN_INFO, REAL):
             (path / name).unlink(missing_ok=True)
-        for name in ("checkpoints", "report", "export", SNAPSHOTS, TENSORBOARD):
+        for name in ("checkpoints", "report", "export", SNAPSHOTS, TENSORBOARD, RESTART_DIR):
             shutil.rmtree(path / name, ignore_errors=True)
     try:
         path.mkdir(parents=True, exist_ok=True)

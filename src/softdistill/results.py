@@ -69,6 +69,8 @@ class Selection:
     val_size: int
     evaluations: int = 2  # held-out evaluations it was chosen among (1: no selection)
     stopped_early: int | None = None  # the outer step the run stopped at, if it stopped early
+    # restarts: {"chosen": k, "val_acc": [held-out accuracy of each start], "steps": per start}
+    restarts: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Selection:
@@ -76,8 +78,9 @@ class Selection:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
-        if d["stopped_early"] is None:
-            del d["stopped_early"]
+        for key in ("stopped_early", "restarts"):
+            if d[key] is None:
+                del d[key]
         return d
 
 

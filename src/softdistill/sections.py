@@ -55,6 +55,8 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "val_size",
         "stop_at_val_acc",
         "patience",
+        "restarts",
+        "restart_steps",
     ),
     "hypergradient": ("hypergrad", "keep_every", "window", "batched_nets", "outer_chunk", "amp"),
     "evaluation": (

@@ -33,6 +33,7 @@ RUN_STREAMS = {
 
 # Every other stream, with what its key is.
 OTHER_STREAMS = {
+    "restart_syn": "the start's index (1, 2, ...): the synthetic set's init of a further start",
     "baseline_val": "none: the training examples the random-baseline draws are scored on",
     "baseline_random": "the draw's index: the random-real candidate sets",
     "baseline_kmeans": "none: the k-means clustering's random_state",

@@ -473,6 +473,14 @@ def format_summary(ev: dict | EvalReport) -> str:
             )
         if sel.stopped_early is not None:
             lines.append(f"  stopped early at outer step {sel.stopped_early} (see the log)")
+        if sel.restarts:
+            scores = ", ".join(
+                "-" if a is None else f"{100 * a:.2f}%" for a in sel.restarts["val_acc"]
+            )
+            lines.append(
+                f"  continued start {sel.restarts['chosen'] + 1} of {len(sel.restarts['val_acc'])}"
+                f" (held out after {sel.restarts['steps']} outer steps each: {scores})"
+            )
     for name, r in rep.baselines.items():
         if r.is_knn:
             extra = f" (k {r.extra['k']}, p {r.extra['p']:g}, reference {r.extra['reference']})"
