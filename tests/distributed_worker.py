@@ -41,6 +41,16 @@ def cases(pool: Path) -> dict[str, Config]:
             eval_every=2,
             stop_at_val_acc=0.01,
         ).validate(),
+        # restarts: rank 0 alone scores the starts, every rank must continue the one it chose
+        "restarts": Config(
+            **{**TINY, "outer_steps": 6},
+            nets="fixed",
+            val_size=30,
+            eval_every=2,
+            restarts=3,
+            restart_steps=2,
+            seed=3,  # a seed whose choice is not the first start (rank 1 cannot pass by default)
+        ).validate(),
     }
 
 
