@@ -42,13 +42,19 @@ def _records(path):
 
 
 def test_restarts_continue_the_start_best_on_held_out_data(tmp_path, monkeypatch):
-    cfg, data, model = _setup()
+    cfg, data, model = _setup(eval_every=1)  # held out at steps 3 and 4 count for the choice
     res = distill(cfg, data, model, run_dir=tmp_path / "r")
     starts = _records(tmp_path / "r" / "restarts.jsonl")
     assert sorted({r["start"] for r in starts}) == [0, 1, 2]
     assert max(r["step"] for r in starts) == 4  # each start ran restart_steps steps
+    # a start's score: the mean of its held-out accuracies after step restart_steps / 2 = 2
+    assert {r["step"] for r in starts if "val_acc" in r} == {1, 2, 3, 4}
     at_choice = [
-        next(r["val_acc"] for r in starts if r["start"] == k and r["step"] == 4) for k in range(3)
+        sum(vals) / len(vals)
+        for vals in (
+            [r["val_acc"] for r in starts if r["start"] == k and r["step"] > 2 and "val_acc" in r]
+            for k in range(3)
+        )
     ]
     chosen = res.selected["restarts"]["chosen"]
     assert res.selected["restarts"] == {"chosen": chosen, "val_acc": at_choice, "steps": 4}
@@ -130,6 +136,9 @@ def test_restarts_are_reported_by_the_cli(tmp_path, capsys):
     sel = json.loads((out / "eval.json").read_text())["protocol"]["selected"]
     assert sel["restarts"]["steps"] == 2 and len(sel["restarts"]["val_acc"]) == 2
     printed = capsys.readouterr().out
-    assert f"continued start {sel['restarts']['chosen'] + 1} of 2 (held out after 2" in printed
+    assert (
+        f"continued start {sel['restarts']['chosen'] + 1} of 2 (mean held out over outer steps 2-2"
+        in printed
+    )
     run = json.loads((out / "eval.json").read_text())["protocol"]
     assert run["outer_steps"] == 6

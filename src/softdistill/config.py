@@ -156,8 +156,8 @@ class Config:
     #                    accuracy (0: never)
     restarts: int = 1  # val_size: > 1 starts this many synthetic sets (the run's own init and
     #                    restarts - 1 others), runs each restart_steps outer steps on the same
-    #                    nets and real batches, and continues the one that then scores best on
-    #                    the held-out examples (1: one start, the original method)
+    #                    nets and real batches, and continues the one with the best mean
+    #                    held-out accuracy over its second half (1: one start, the original)
     restart_steps: int = 0  # restarts > 1: outer steps of each start before the choice
 
     # --- scale: speed and memory (docs/hypergradient.md)
@@ -528,8 +528,7 @@ class Config:
             if self.restart_steps % self.eval_every:
                 raise ConfigError(
                     f"restart_steps {self.restart_steps} must be a multiple of eval_every "
-                    f"{self.eval_every}: the starts are compared on the held-out evaluation of "
-                    "that step"
+                    f"{self.eval_every}: the starts are compared on their held-out evaluations"
                 )
         if self.clip_ratio < 0 or 0 < self.clip_ratio < 1:
             raise ConfigError(f"clip_ratio must be 0 (off) or >= 1, got {self.clip_ratio}")

@@ -766,7 +766,11 @@ def run_starts(
     shifted: Callable[[int], Callable[[int, dict[str, float]], None]] | None,
 ) -> tuple[LoopState, Evaluate]:
     """The ``restarts`` starts, ``restart_steps`` outer steps each; the one scoring best on the
-    held-out examples at that step (ties: the earlier start), with its evaluator.
+    held-out examples (ties: the earlier start), with its evaluator.
+
+    A start's score is the mean of its held-out accuracies over the second half of its steps
+    (the evaluations after step ``restart_steps / 2``): one evaluation swings by points from one
+    to the next where a set is sharp, the mean of many tells the basins apart.
 
     Start 0 is the run's own init (stream ``syn``), start k >= 1 draws from ``restart_syn``
     keyed k; every start sees the same nets and real batches. Their metrics go to
@@ -786,7 +790,8 @@ def run_starts(
     for k in range(cfg.restarts):
         state = first if k == 0 else new_state(stream(cfg.seed, "restart_syn", k))
         evaluate = evaluator(state.source, stops=False)
-        hooks: list[Callback] = [evaluate]
+        heldout = HeldOutScores(after=cfg.restart_steps / 2)
+        hooks: list[Callback] = [evaluate, heldout]
         if log_path is not None:
             hooks.append(
                 Metrics(
@@ -803,16 +808,17 @@ def run_starts(
             hooks.append(Progress(shifted(k * cfg.restart_steps)))
         loop = OuterLoop(state, take_step, hooks)
         loop.start()
-        event = loop.run(cfg.restart_steps)
+        loop.run(cfg.restart_steps)
         durations.append(state.elapsed())
-        score = event.val_acc if event is not None else None
+        score = heldout.mean()
         scores.append(score)
         starts.append((state, evaluate))
         log.info(
-            "start %d of %d: held-out accuracy %s after %d outer steps",
+            "start %d of %d: mean held-out accuracy %s over outer steps %d-%d",
             k + 1,
             cfg.restarts,
             "-" if score is None else f"{score:.4f}",
+            cfg.restart_steps // 2 + 1,
             cfg.restart_steps,
         )
     # rank 0 scores (the others have no held-out split); the first of equal scores wins
@@ -824,7 +830,7 @@ def run_starts(
     restarts.outcome = {"chosen": chosen, "val_acc": scores, "steps": cfg.restart_steps}
     if main:
         log.info(
-            "continuing start %d (held-out accuracy %s at outer step %d of %d)",
+            "continuing start %d (mean held-out accuracy %s) from outer step %d to %d",
             chosen + 1,
             "-" if scores[chosen] is None else f"{scores[chosen]:.4f}",
             cfg.restart_steps,
@@ -837,6 +843,21 @@ def run_starts(
     kept.load_state_dict(evaluate.state_dict())
     kept.watch = evaluate.watch
     return state, kept
+
+
+class HeldOutScores(Callback):
+    """The held-out accuracies a loop's evaluations measure after outer step ``after``."""
+
+    def __init__(self, after: float) -> None:
+        self.after, self.scores = after, []
+
+    def on_step(self, loop: OuterLoop, event: StepEvent) -> None:
+        if event.val_acc is not None and event.step > self.after:
+            self.scores.append(event.val_acc)
+
+    def mean(self) -> float | None:
+        """Their mean (None where none was measured: a rank other than 0)."""
+        return sum(self.scores) / len(self.scores) if self.scores else None
 
 
 def adopt_start(

@@ -477,9 +477,10 @@ def format_summary(ev: dict | EvalReport) -> str:
             scores = ", ".join(
                 "-" if a is None else f"{100 * a:.2f}%" for a in sel.restarts["val_acc"]
             )
+            steps = sel.restarts["steps"]
             lines.append(
                 f"  continued start {sel.restarts['chosen'] + 1} of {len(sel.restarts['val_acc'])}"
-                f" (held out after {sel.restarts['steps']} outer steps each: {scores})"
+                f" (mean held out over outer steps {steps // 2 + 1}-{steps} of each: {scores})"
             )
     for name, r in rep.baselines.items():
         if r.is_knn:
