@@ -249,7 +249,7 @@ def method_summary(cfg: Config) -> str:
     if cfg.batch_size_late:
         batch += f" ({cfg.batch_size_late} from step {cfg.batch_late_from})"
     starts = (
-        f", {cfg.restarts} starts of {cfg.restart_steps} steps (the best held out continues)"
+        f", {cfg.restarts} starts of {cfg.restart_steps} steps (the best held out goes on)"
         if cfg.restarts > 1
         else ""
     )
@@ -260,8 +260,7 @@ def method_summary(cfg: Config) -> str:
         f"lrs {'learned' if cfg.learn_lrs else 'fixed'} from {cfg.init_lr:g}, x_init "
         f"{cfg.x_init}{', data frozen' if cfg.freeze_data else ''}; {cfg.outer_steps} outer "
         f"steps of Adam lr {cfg.lr:g} ({schedule}){starts}, batch {batch}, hypergrad "
-        f"{cfg.hypergrad}, "
-        f"seed {cfg.seed}"
+        f"{cfg.hypergrad}, seed {cfg.seed}"
     )
 
 

@@ -69,7 +69,8 @@ class Selection:
     val_size: int
     evaluations: int = 2  # held-out evaluations it was chosen among (1: no selection)
     stopped_early: int | None = None  # the outer step the run stopped at, if it stopped early
-    # restarts: {"chosen": k, "val_acc": [held-out accuracy of each start], "steps": per start}
+    # restarts: {"chosen": k, "val_acc": [each start's mean held-out accuracy over the second
+    # half of its steps], "steps": steps per start}
     restarts: dict[str, Any] | None = None
 
     @classmethod
