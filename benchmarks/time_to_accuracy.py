@@ -250,6 +250,9 @@ def run_preset(
     )
     steps = metrics[-1]["step"]
     loop_seconds = metrics[-1]["seconds"]
+    # restarts: the starts not continued ran restart_steps steps each (in loop_seconds too)
+    config = json.loads((run / "config.json").read_text())
+    other = (config.get("restarts", 1) - 1) * config.get("restart_steps", 0)
     sel = ev.selected
     return {
         "preset": preset + (f" [{variant}]" if variant else ""),
@@ -262,12 +265,13 @@ def run_preset(
         "selected_val_acc": sel.val_acc if sel else None,
         "stopped_early": sel.stopped_early if sel else None,
         "outer_steps": steps,
+        "other_steps": other,
         "first_step_at_target": first["step"] if first else None,
         "first_seconds_at_target": first["seconds"] if first else None,
         "wall_s": wall,
         "loop_s": loop_seconds,
-        "s_per_step": loop_seconds / max(1, steps),
-        "cpu_s_per_step": (usage.ru_utime + usage.ru_stime) / max(1, steps),
+        "s_per_step": loop_seconds / max(1, steps + other),
+        "cpu_s_per_step": (usage.ru_utime + usage.ru_stime) / max(1, steps + other),
         "peak_rss_mb": usage.ru_maxrss / 1024,
         "threads": info.get("threads"),
         "after_loop_s": info.get("after_loop_seconds"),
@@ -281,10 +285,11 @@ def runs_table(rows: list[dict]) -> list[str]:
         "`final` is the test accuracy of the set kept (chosen on held-out training examples); "
         "`first at target` is the first logged evaluation whose test accuracy reached the target "
         "(outer step, seconds into the loop). CPU s per step include the evaluations and the "
-        "work after the loop. `speed probe s`: CPU s of one LeNet forward+backward of 1,024 "
-        "images in chunks of 256 at one thread, timed before the runs of that invocation (the "
-        "machine's speed that day; rows without it are older): compare wall times of rows "
-        "through it.",
+        "work after the loop; `steps` are the kept set's, (+N) the other starts' of a "
+        "`restarts` run, counted in the per-step times. `speed probe s`: CPU s of one LeNet "
+        "forward+backward of 1,024 images in chunks of 256 at one thread, timed before the "
+        "runs of that invocation (the machine's speed that day; rows without it are older): "
+        "compare wall times of rows through it.",
         "",
         "| preset | seed | final | held out (step kept) | target | first at target (step, s) "
         "| steps | wall s | s/step | CPU s/step | peak RSS MB | threads | runs at once "
@@ -299,6 +304,9 @@ def runs_table(rows: list[dict]) -> list[str]:
         )
         target = f"{100 * r['target']:.1f}" if r["target"] else "-"
         probe = f"{r['speed_probe_s']:.3f}" if r.get("speed_probe_s") is not None else "-"
+        steps = str(r["outer_steps"])
+        if r.get("other_steps"):  # restarts: the starts not continued
+            steps += f" (+{r['other_steps']})"
         held = (
             f"{100 * r['selected_val_acc']:.2f} ({r['selected_step']})"
             if r.get("selected_val_acc") is not None
@@ -307,7 +315,7 @@ def runs_table(rows: list[dict]) -> list[str]:
         lines.append(
             f"| {r['preset']} | {r['seed']} | {100 * r['final_acc']:.2f} | {held} | {target} | "
             f"{first} | "
-            f"{r['outer_steps']} | {r['wall_s']:.0f} | {r['s_per_step']:.3f} | "
+            f"{steps} | {r['wall_s']:.0f} | {r['s_per_step']:.3f} | "
             f"{r['cpu_s_per_step']:.3f} | {r['peak_rss_mb']:.0f} | {r['threads']} | "
             f"{r.get('jobs_at_once', 1)} | {r['after_loop_s']:.1f} | {probe} |"
         )
