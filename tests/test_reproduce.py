@@ -262,6 +262,9 @@ def test_time_to_accuracy_rows_carry_the_speed_probe_of_their_day():
     }  # fmt: skip
     line = next(ln for ln in tta.runs_table([row]) if ln.startswith("| p | 0 |"))
     assert line.endswith("| 0.5 | 0.228 |")
+    # a restarts run: the other starts' steps beside the kept set's
+    line = next(ln for ln in tta.runs_table([{**row, "other_steps": 5}]) if ln.startswith("| p |"))
+    assert "| 10 (+5) |" in line
 
 
 def test_ceiling_heldout_scores_the_held_out_split_only(tmp_path):
