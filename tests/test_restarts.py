@@ -142,3 +142,4 @@ def test_restarts_are_reported_by_the_cli(tmp_path, capsys):
     )
     run = json.loads((out / "eval.json").read_text())["protocol"]
     assert run["outer_steps"] == 6
+    assert "6 outer steps (+2 of the starts not continued) in" in printed

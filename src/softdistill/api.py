@@ -410,6 +410,8 @@ def distill(
         "outer_steps": result.outer_steps,
         "seconds": result.seconds,
         "seconds_per_step": result.seconds_per_step,
+        # restarts: the steps of the starts not continued (in seconds and seconds_per_step)
+        **({"other_steps": result.other_steps} if result.other_steps else {}),
         **({"selected": result.selected} if result.selected else {}),
     }
     t_after = time.time()

@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if run_.eval:
         print(format_summary(run_.eval))
     m = run_.meta
+    others = f" (+{m['other_steps']} of the starts not continued)" if m.get("other_steps") else ""
     print(
-        f"{m['outer_steps']} outer steps in {m['seconds']:.1f}s "
+        f"{m['outer_steps']} outer steps{others} in {m['seconds']:.1f}s "
         f"({m['seconds_per_step']:.3f} s/step); run folder: {run_.path}"
     )
     print(f"next: softdistill report {run_.path}   softdistill export {run_.path} --format npz")
