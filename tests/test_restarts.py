@@ -143,3 +143,11 @@ def test_restarts_are_reported_by_the_cli(tmp_path, capsys):
     run = json.loads((out / "eval.json").read_text())["protocol"]
     assert run["outer_steps"] == 6
     assert "6 outer steps (+2 of the starts not continued) in" in printed
+
+
+def test_early_stop_waits_for_the_kept_start():
+    """stop_at_val_acc is off while the starts run and on for the kept start's loop."""
+    cfg, data, model = _setup(stop_at_val_acc=0.01)
+    res = distill(cfg, data, model)
+    assert res.outer_steps == 6  # the first evaluation after the choice at step 4
+    assert res.selected["stopped_early"] == 6 and res.selected["restarts"]["steps"] == 4

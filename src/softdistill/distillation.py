@@ -342,7 +342,9 @@ class DistillResult:
     seconds: float
     final_loss: float
     selected: dict[str, Any] | None = None  # val_size: the outer step kept, its val accuracy
-    other_steps: int = 0  # restarts: the outer steps of the starts not continued (in seconds)
+    other_steps: int = (
+        0  # restarts: outer steps of the starts not continued (their time is in seconds)
+    )
 
     @property
     def seconds_per_step(self) -> float:
@@ -838,11 +840,9 @@ def run_starts(
         )
     if run_dir is not None and main:
         adopt_start(run_dir, chosen, log_path, metrics_path, sum(durations[:chosen]))
-    # the kept start's evaluator, now with the run's early stopping
-    kept = evaluator(state.source)
-    kept.load_state_dict(evaluate.state_dict())
-    kept.watch = evaluate.watch
-    return state, kept
+    # the kept start's evaluator goes on, now with the run's early stopping
+    evaluate.stop_at_val_acc, evaluate.patience = cfg.stop_at_val_acc, cfg.patience
+    return state, evaluate
 
 
 class HeldOutScores(Callback):
