@@ -291,7 +291,7 @@ def test_config_file_keeps_its_values(tmp_path):
         ("--random_init_labels file", "--label_init file:PATH"),
         ("--static_labels maybe", "takes 0 .* or 1"),
         ("--world_size 2", "torchrun --nproc-per-node"),
-        ("--dropout", "without dropout"),
+        ("--dropout", "arch_args dropout=0.5"),
         (
             "--dataset trec6 --phase test --test_distilled_images average_train "
             "--test_distilled_lrs nearest_neighbor 3 0.2 --results_dir text_results/t6",

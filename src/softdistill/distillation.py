@@ -48,6 +48,7 @@ from softdistill.core import (
     forward,
     hypergradient,
     inner_graph_bytes,
+    random_inner_steps,
     sample_truncation,
 )
 from softdistill.data import Dataset, Split
@@ -302,7 +303,25 @@ def choose_hypergrad(
     (nets run at once) <= :data:`AUTO_GRAPH_BYTES`. It is then faster than ``reverse``, which
     recomputes every inner step's forward and gradient in its backward sweep (same gradients up to
     rounding). Otherwise ``reverse``, whose memory does not grow with the activations of T steps.
+    A model whose inner steps draw dropout masks (``arch_args`` ``dropout``) takes ``autograd``:
+    the other methods recompute steps, which would draw other masks.
+
+    Raises:
+        ConfigError: dropout in inner steps with another ``hypergrad`` than ``autograd``/``auto``,
+            or with ``batched_nets``.
     """
+    if random_inner_steps(model):
+        if cfg.batched_nets:
+            raise ConfigError(
+                "arch_args dropout draws masks in the inner steps, which batched_nets (vmap) "
+                "does not support; set batched_nets: false"
+            )
+        if cfg.hypergrad not in ("auto", "autograd"):
+            raise ConfigError(
+                f"hypergrad {cfg.hypergrad!r} recomputes inner steps, and arch_args dropout "
+                "draws other masks each time; use hypergrad autograd (or auto)"
+            )
+        return "autograd", "the inner steps draw dropout masks: only autograd keeps them"
     if cfg.hypergrad != "auto":
         return cfg.hypergrad, "as configured"
     if cfg.keep_every != 1:

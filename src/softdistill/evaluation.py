@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from softdistill import io
 from softdistill.baselines import DEFAULT_LR_GRID, evaluate_baselines
-from softdistill.core import SyntheticSet, unroll
+from softdistill.core import SyntheticSet, random_inner_steps, unroll
 from softdistill.data import Split
 from softdistill.fit import FitSettings, fit
 from softdistill.progress import task
@@ -35,6 +35,7 @@ from softdistill.scoring import (
     random_real_steps,
     replay,
 )
+from softdistill.seeds import seed_of
 from softdistill.typing import Params
 
 __all__ = [
@@ -112,7 +113,37 @@ def evaluate_attack(
     return out
 
 
+@contextlib.contextmanager
+def seeded_inner_draws(model: nn.Module, seed: int, device: torch.device):
+    """For a model whose inner steps draw dropout masks (from the global torch RNG): seed that
+    RNG from stream ``eval_dropout`` of ``seed`` inside, and restore it after, so an evaluation
+    gives the same numbers whatever ran before it (``softdistill evaluate`` repeats the run's)."""
+    if not random_inner_steps(model):
+        yield
+        return
+    devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed_of(seed, "eval_dropout"))
+        yield
+
+
 def evaluate_run(
+    model: nn.Module,
+    nets: Sequence[Params],
+    syn: SyntheticSet,
+    train: Split,
+    test: Split,
+    *,
+    seed: int = 0,
+    **settings,
+) -> dict:
+    """:func:`evaluate_run_unseeded` with the masks of dropout in inner steps (if the model has
+    any) drawn from the seed's stream ``eval_dropout``."""
+    with seeded_inner_draws(model, seed, test.y.device):
+        return evaluate_run_unseeded(model, nets, syn, train, test, seed=seed, **settings)
+
+
+def evaluate_run_unseeded(
     model: nn.Module,
     nets: Sequence[Params],
     syn: SyntheticSet,

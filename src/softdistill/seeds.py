@@ -41,6 +41,7 @@ OTHER_STREAMS = {
     "pool_test": "the net's index: the init and batch order of a test-pool net",
     "scratch_init": "the architecture's name: the from-scratch protocol's inits",
     "scratch_order": "the architecture's name: its batch orders (the same for every set)",
+    "eval_dropout": "none: the dropout masks of the evaluation's inner steps (arch_args dropout)",
 }
 
 STREAMS = (*RUN_STREAMS, *OTHER_STREAMS)

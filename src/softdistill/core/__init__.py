@@ -30,7 +30,7 @@ from softdistill.core.synthetic import (
     inverse_softplus,
     layout_steps,
 )
-from softdistill.core.unroll import forward, inner_step, unroll
+from softdistill.core.unroll import forward, inner_pass, inner_step, random_inner_steps, unroll
 
 __all__ = [
     "EXACT_METHODS",
@@ -48,11 +48,13 @@ __all__ = [
     "hypergradient",
     "init_label_params",
     "inner_graph_bytes",
+    "inner_pass",
     "inner_step",
     "inverse_softplus",
     "label_vector",
     "layout_steps",
     "loss_and_grad",
+    "random_inner_steps",
     "sample_truncation",
     "soft_cross_entropy",
     "stack_params",

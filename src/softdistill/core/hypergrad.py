@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from softdistill.core.losses import loss_and_grad, soft_cross_entropy
 from softdistill.core.synthetic import SyntheticSet
-from softdistill.core.unroll import forward, inner_step, unroll
+from softdistill.core.unroll import forward, inner_step, random_inner_steps, unroll
 from softdistill.typing import LossFn, OuterLoss, Params
 
 __all__ = [
@@ -116,6 +116,11 @@ def hypergradient(
         raise ValueError(f"n_steps must be in [1, T = {T}], got {n_steps}")
     if int(keep_every) < 1:
         raise ValueError(f"keep_every must be >= 1, got {keep_every}")
+    if method != "autograd" and random_inner_steps(model):
+        raise ValueError(
+            f"method {method!r} recomputes inner steps, and this model's inner steps draw "
+            "random numbers (dropout): the recomputed steps would differ; use 'autograd'"
+        )
     if method == "truncated":
         if window is None or int(window) < 1:
             raise ValueError(f"method 'truncated' needs a window >= 1, got {window}")

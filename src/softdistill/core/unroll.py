@@ -23,7 +23,8 @@ modified.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
@@ -32,7 +33,7 @@ from torch.func import functional_call
 from softdistill.core.losses import soft_cross_entropy
 from softdistill.typing import LossFn, Params, Step
 
-__all__ = ["inner_step", "unroll", "forward"]
+__all__ = ["inner_pass", "inner_step", "random_inner_steps", "unroll", "forward"]
 
 
 def forward(model: nn.Module, params: Params, x: Tensor) -> Tensor:
@@ -45,6 +46,31 @@ def forward(model: nn.Module, params: Params, x: Tensor) -> Tensor:
     if custom is not None:
         return custom(params, x)
     return functional_call(model, params, (x,))
+
+
+@contextmanager
+def inner_pass(model: nn.Module) -> Iterator[None]:
+    """Mark the passes of an inner step, for a model that acts otherwise there.
+
+    A model with an ``inner_pass`` attribute (e.g. :class:`~softdistill.models.TextConvNet` with
+    ``dropout``: the text paper's nets train in train mode) sees it True inside; others are
+    untouched.
+    """
+    if not hasattr(model, "inner_pass"):
+        yield
+        return
+    before = model.inner_pass
+    model.inner_pass = True
+    try:
+        yield
+    finally:
+        model.inner_pass = before
+
+
+def random_inner_steps(model: nn.Module) -> bool:
+    """Whether ``model``'s inner steps draw random numbers (dropout masks): then the same step
+    computed twice differs, and only a hypergradient that keeps the one graph is exact."""
+    return hasattr(model, "inner_pass") and float(getattr(model, "dropout", 0.0)) > 0
 
 
 def inner_step(
@@ -77,7 +103,7 @@ def inner_step(
         params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         x, y = x.detach(), y.detach()
         lr = lr.detach() if isinstance(lr, Tensor) else lr
-    with torch.enable_grad():
+    with torch.enable_grad(), inner_pass(model):
         loss = loss_fn(forward(model, params, x), y)
         grads = torch.autograd.grad(loss, tuple(params.values()), create_graph=create_graph)
     with torch.set_grad_enabled(create_graph):

@@ -98,9 +98,11 @@ def _text_shape(name: str, sample_shape: Sequence[int]) -> tuple[int, int]:
 
 
 @register("textconvnet")
-def _textconvnet(sample_shape, n_classes, widths=(3, 4, 5), maps=100):
+def _textconvnet(sample_shape, n_classes, widths=(3, 4, 5), maps=100, dropout=0.0):
     maxlen, dim = _text_shape("textconvnet", sample_shape)
-    return TextConvNet(maxlen, dim, n_classes, widths=tuple(widths), maps=maps)
+    return TextConvNet(
+        maxlen, dim, n_classes, widths=tuple(widths), maps=maps, dropout=float(dropout)
+    )
 
 
 @register("textlstm")

@@ -25,7 +25,16 @@ __all__ = ["BiRecurrent", "TextConvNet", "TextLSTM", "TextRNN", "TextTransformer
 
 class TextConvNet(nn.Module):
     """Kim (2014)-style CNN: parallel 1-D convolutions of several widths over the sequence, ReLU,
-    max over time, concatenated, then a linear classifier (no dropout: inner training is plain SGD).
+    max over time, concatenated, then a linear classifier.
+
+    ``dropout`` (default 0: none) drops the classifier's inputs in *inner* steps only, the passes
+    that train on a synthetic set or a baseline's examples (:func:`~softdistill.core.inner_step`
+    sets :attr:`inner_pass` around them), as the text paper's TextConvNet1 trains in train mode
+    with dropout 0.5; every other pass (the outer loss on real data, predictions) sees the whole
+    features, as the paper's eval mode. The masks come from the global torch RNG, so a run is
+    repeatable from its seed and a checkpoint (which keeps that RNG's state) resumes it exactly;
+    the ``reverse`` hypergradient, which recomputes inner steps, would draw other masks and is
+    refused by the outer loop (``autograd`` keeps the one graph).
 
     Args:
         maxlen: sequence length (must be >= the widest filter).
@@ -33,6 +42,7 @@ class TextConvNet(nn.Module):
         n_classes: outputs.
         widths: filter widths (default 3, 4, 5).
         maps: feature maps per width (default 100).
+        dropout: drop probability of the classifier's inputs in inner steps (0 <= p < 1).
     """
 
     def __init__(
@@ -43,8 +53,13 @@ class TextConvNet(nn.Module):
         *,
         widths: Sequence[int] = (3, 4, 5),
         maps: int = 100,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"TextConvNet's dropout must be in [0, 1), got {dropout}")
+        self.dropout = float(dropout)
+        self.inner_pass = False  # set by core.inner_step around the passes of inner steps
         if maxlen < max(widths):
             raise ValueError(
                 f"TextConvNet's widest filter is {max(widths)} but maxlen is {maxlen}; "
@@ -53,10 +68,17 @@ class TextConvNet(nn.Module):
         self.convs = nn.ModuleList(nn.Conv1d(dim, maps, w) for w in widths)
         self.classifier = nn.Linear(maps * len(widths), n_classes)
 
+    def extra_repr(self) -> str:
+        # in the repr (a cache key of the baselines) only when set: nets without it print as before
+        return f"dropout={self.dropout}" if self.dropout > 0 else ""
+
     def forward(self, x: Tensor) -> Tensor:  # x: (B, L, D)
         x = x.transpose(1, 2)  # (B, D, L): channels are embedding dimensions
         feats = [F.relu(conv(x)).amax(dim=-1) for conv in self.convs]  # each (B, maps)
-        return self.classifier(torch.cat(feats, dim=-1))
+        h = torch.cat(feats, dim=-1)
+        if self.inner_pass and self.dropout > 0:
+            h = F.dropout(h, self.dropout, training=True)
+        return self.classifier(h)
 
 
 class _BiLayer(nn.Module):
