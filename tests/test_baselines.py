@@ -219,6 +219,35 @@ def test_baselines_are_reused_from_the_cache_for_the_same_inputs(tmp_path):
     assert off["baselines"]["random"] == first["baselines"]["random"]  # what the cache held
 
 
+def test_the_nets_accuracies_before_training_come_from_the_cache_on_a_hit(tmp_path, monkeypatch):
+    """A hit skips the test pass of every untrained net (half the evaluation of 20 random inits)
+    and gives the same "before"; an entry without them (an earlier release) gets them added."""
+    import json
+
+    from softdistill import api, evaluation
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("SOFTDISTILL_CACHE", str(cache))
+    kw = dict(
+        dataset="digits", arch="mlp", arch_args={"hidden": [16]}, nets="random", test_n_nets=3,
+        outer_steps=2, batch_size=64, baselines=["random"], baseline_lrs=[0.1],
+    )  # fmt: skip
+    first = api.distill(out=tmp_path / "a", **kw).eval
+    (entry,) = (cache / "baselines").glob("*.json")
+    assert json.loads(entry.read_text())[evaluation.BEFORE] == first["before"]["per_net"]
+    calls = []
+    real = evaluation.accuracy
+    monkeypatch.setattr(evaluation, "accuracy", lambda *a: calls.append(1) or real(*a))
+    again = api.distill(out=tmp_path / "b", **kw).eval
+    assert again["protocol"]["baselines_cache"] == "hit" and not calls
+    assert again["before"] == first["before"] and again["baselines"] == first["baselines"]
+    old = {k: v for k, v in json.loads(entry.read_text()).items() if k != evaluation.BEFORE}
+    entry.write_text(json.dumps(old))  # as written before the nets' accuracies were kept
+    third = api.distill(out=tmp_path / "c", **kw).eval
+    assert len(calls) == 3 and third["before"] == first["before"]
+    assert json.loads(entry.read_text())[evaluation.BEFORE] == first["before"]["per_net"]
+
+
 def test_the_cache_key_hashes_8_bit_pixels_a_block_at_a_time_with_the_same_digest(monkeypatch):
     """Streaming the rows keeps every key written before (the bytes of the whole subset)."""
     import hashlib

@@ -10,7 +10,9 @@ is in :mod:`softdistill.protocol`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import json
 import statistics
 from collections.abc import Callable, Sequence
@@ -127,23 +129,20 @@ def seeded_inner_draws(model: nn.Module, seed: int, device: torch.device):
         yield
 
 
+def _masks_from_the_seed(fn):
+    """Run ``fn(model, nets, syn, train, test, *, seed, ...)`` inside :func:`seeded_inner_draws`."""
+
+    @functools.wraps(fn)
+    def wrapper(model, nets, syn, train, test, **kw):
+        seed = kw.get("seed", inspect.signature(fn).parameters["seed"].default)
+        with seeded_inner_draws(model, seed, test.y.device):
+            return fn(model, nets, syn, train, test, **kw)
+
+    return wrapper
+
+
+@_masks_from_the_seed
 def evaluate_run(
-    model: nn.Module,
-    nets: Sequence[Params],
-    syn: SyntheticSet,
-    train: Split,
-    test: Split,
-    *,
-    seed: int = 0,
-    **settings,
-) -> dict:
-    """:func:`evaluate_run_unseeded` with the masks of dropout in inner steps (if the model has
-    any) drawn from the seed's stream ``eval_dropout``."""
-    with seeded_inner_draws(model, seed, test.y.device):
-        return evaluate_run_unseeded(model, nets, syn, train, test, seed=seed, **settings)
-
-
-def evaluate_run_unseeded(
     model: nn.Module,
     nets: Sequence[Params],
     syn: SyntheticSet,
@@ -182,21 +181,37 @@ def evaluate_run_unseeded(
     the evaluation nets, the synthetic set's shape and classes (and its lrs for ``learned``),
     the settings and the seed: they are read from ``cache/<key>.json`` when computed before and
     written there otherwise (not with ``scratch_baselines``, which trains their sets again);
-    ``protocol.baselines_cache`` says ``hit`` or ``miss``. kNN on the synthetic set is always
-    computed.
+    ``protocol.baselines_cache`` says ``hit`` or ``miss``. The nets' test accuracies before
+    training (``"before"``), a function of a part of the same key, are kept in the entry too.
+    kNN on the synthetic set is always computed.
     """
 
+    cached_names = [n for n in baselines if n != "knn"]
+    use_cache = cache is not None and cached_names and not (scratch and scratch_baselines)
+    hit = None
+    if use_cache:
+        key = baseline_key(
+            model, nets, syn, train, test, cached_names, baseline_lr, baseline_lrs,
+            baseline_draws, knn_k, knn_p, seed,
+        )  # fmt: skip
+        path = Path(cache) / f"{key}.json"
+        hit = _read_cached(path)
+    # the nets' accuracies before training depend on what the key hashes: kept with the baselines
+    before = list(hit.get(BEFORE, [])) if hit is not None else []
+    if len(before) != len(nets):
+        before = []
     steps = syn.detached_steps()
-    distilled, before = [], []
+    distilled = []
     C = syn.n_classes
     confusion = torch.zeros(C * C, dtype=torch.long)
     y = test.y.cpu()
     with task("evaluate: the distilled set", len(nets), unit="net") as t:
-        for p in nets:
+        for i, p in enumerate(nets):
             pred = predict(model, unroll(model, p, steps)[-1], test.x).cpu()
             distilled.append((pred == y).sum().item() / len(test))
             confusion += torch.bincount(y * C + pred, minlength=C * C)
-            before.append(accuracy(model, p, test))
+            if len(before) == i:
+                before.append(accuracy(model, p, test))
             t.update()
     out = {
         # confusion: test examples by true class (rows) and predicted class, summed over nets
@@ -221,22 +236,17 @@ def evaluate_run_unseeded(
             progress=progress,
         )
 
-    cached_names = [n for n in baselines if n != "knn"]
-    use_cache = cache is not None and cached_names and not (scratch and scratch_baselines)
     if use_cache:
-        key = baseline_key(
-            model, nets, syn, train, test, cached_names, baseline_lr, baseline_lrs,
-            baseline_draws, knn_k, knn_p, seed,
-        )  # fmt: skip
-        path = Path(cache) / f"{key}.json"
-        hit = _read_cached(path)
         if hit is None:
             results, sets = run_baselines(baselines)
-            _write_cached(path, {k: v for k, v in results.items() if k != "knn"})
+            entry = {k: v for k, v in results.items() if k != "knn"}
+            _write_cached(path, {**entry, BEFORE: before})
         else:
             if progress:
                 progress(f"baselines {', '.join(cached_names)}: reused from {path}")
-            results, sets = dict(hit), {}
+            if BEFORE not in hit:  # an entry of an earlier release: add the nets' accuracies
+                _write_cached(path, {**hit, BEFORE: before})
+            results, sets = {k: v for k, v in hit.items() if k != BEFORE}, {}
             if "knn" in baselines:  # the synthetic set's own kNN: computed, never cached
                 results.update(run_baselines(["knn"])[0])
             results = {n: results[n] for n in _result_order(baselines, results)}
@@ -269,6 +279,7 @@ def evaluate_run_unseeded(
     return out
 
 
+BEFORE = "_before"  # a cache entry's list of the nets' test accuracies before training
 BASELINE_CACHE_VERSION = 2  # 2: the candidate sets drawn from the named streams of seeds.py
 DIGEST_ROWS = 4096  # rows of 8-bit pixels hashed at a time for the cache key
 
