@@ -244,8 +244,6 @@ def evaluate_run(
         else:
             if progress:
                 progress(f"baselines {', '.join(cached_names)}: reused from {path}")
-            if BEFORE not in hit:  # an entry of an earlier release: add the nets' accuracies
-                _write_cached(path, {**hit, BEFORE: before})
             results, sets = {k: v for k, v in hit.items() if k != BEFORE}, {}
             if "knn" in baselines:  # the synthetic set's own kNN: computed, never cached
                 results.update(run_baselines(["knn"])[0])
@@ -280,7 +278,9 @@ def evaluate_run(
 
 
 BEFORE = "_before"  # a cache entry's list of the nets' test accuracies before training
-BASELINE_CACHE_VERSION = 2  # 2: the candidate sets drawn from the named streams of seeds.py
+# 2: the candidate sets drawn from the named streams of seeds.py; 3: entries keep the nets'
+# accuracies before training (BEFORE), which a release before it would read as a baseline
+BASELINE_CACHE_VERSION = 3
 DIGEST_ROWS = 4096  # rows of 8-bit pixels hashed at a time for the cache key
 
 
