@@ -177,8 +177,12 @@ def run_row(row: str, args, seed: int = 0) -> dict:
         cfg_file = Path(args.runs) / f"{name}.yaml"
         cfg_file.parent.mkdir(parents=True, exist_ok=True)
         d = {k: v for k, v in cfg.to_dict().items() if k not in ("data_dir", "device")}
+        resume = resumable(run, cfg_file, d) and not args.force
         cfg_file.write_text(yaml.safe_dump(d, sort_keys=False))
-        argv = ["distill", "--config", str(cfg_file), "--out", str(run), "--overwrite"]
+        argv = ["distill", "--config", str(cfg_file), "--out", str(run)]
+        argv.append("--resume" if resume else "--overwrite")
+        if resume:
+            log(f"{name}: a stopped run of the same config: resuming from its checkpoint")
         argv += ["--data-dir", args.data_dir, "--device", args.device]
         log(f"{name}: softdistill {' '.join(argv)}")
         rc = cli_main(argv)
@@ -221,9 +225,30 @@ def run_row(row: str, args, seed: int = 0) -> dict:
     }
 
 
+def resumable(run: Path, cfg_file: Path, config: dict) -> bool:
+    """Whether ``run`` is a stopped run (a checkpoint, no eval.json) of exactly ``config`` (the
+    file written beside it when it started): then it continues instead of starting over."""
+    if (run / io.EVAL).exists() or not (run / io.CHECKPOINT).exists() or not cfg_file.exists():
+        return False
+    return yaml.safe_load(cfg_file.read_text()) == config
+
+
 def _run_wall(run: Path) -> float | None:
+    """The run's wall time: run.json's, or for a resumed run (whose last process saw only the
+    steps after the resume) the loop's seconds over every process plus the work after it."""
     path = run / io.RUN_INFO
-    return io.read_json(path).get("wall_seconds") if path.exists() else None
+    if not path.exists():
+        return None
+    info = io.read_json(path)
+    wall = info.get("wall_seconds")
+    loop = (
+        io.read_json(run / io.EVAL).get("protocol", {}).get("seconds")
+        if (run / io.EVAL).exists()
+        else None
+    )
+    if wall is not None and loop is not None:
+        wall = max(wall, loop + info.get("after_loop_seconds", 0.0))
+    return wall
 
 
 def full_data(run: Path, epochs: int, args) -> dict:

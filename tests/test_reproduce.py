@@ -202,6 +202,29 @@ def test_reproduce_text_keeps_finished_lines_of_an_earlier_table(tmp_path):
         text.kept_lines(str(old), "| setting | other |")
 
 
+def test_reproduce_text_resumes_a_stopped_run_of_the_same_config_and_counts_its_whole_loop(
+    tmp_path,
+):
+    import json
+
+    text = benchmark_module("reproduce_text")
+    run, cfg_file = tmp_path / "row", tmp_path / "row.yaml"
+    config = {"dataset": "trec6", "outer_steps": 100}
+    assert not text.resumable(run, cfg_file, config)  # nothing there: start
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.pt").write_bytes(b"x")
+    cfg_file.write_text("dataset: trec6\nouter_steps: 100\n")
+    assert text.resumable(run, cfg_file, config)
+    assert not text.resumable(run, cfg_file, {**config, "outer_steps": 200})  # another config
+    (run / "eval.json").write_text(json.dumps({"protocol": {"seconds": 500.0}}))
+    assert not text.resumable(run, cfg_file, config)  # finished
+    # wall: the last process's 100 s saw only the steps after the resume; the loop took 500 s
+    (run / "run.json").write_text(json.dumps({"wall_seconds": 100.0, "after_loop_seconds": 20.0}))
+    assert text._run_wall(run) == 520.0
+    (run / "eval.json").write_text(json.dumps({"protocol": {"seconds": 50.0}}))
+    assert text._run_wall(run) == 100.0  # a run in one process: its own wall time
+
+
 def test_reproduce_text_keeps_earlier_seeds_beside_a_new_line_of_the_same_variant():
     text = benchmark_module("reproduce_text")
     cells = ["| IMDB TextConvNet fixed, 20 [clip2]", "glove6b", "20 × 5", "2500", "80.0", "76.9"]
