@@ -361,9 +361,8 @@ class DistillResult:
     seconds: float
     final_loss: float
     selected: dict[str, Any] | None = None  # val_size: the outer step kept, its val accuracy
-    other_steps: int = (
-        0  # restarts: outer steps of the starts not continued (their time is in seconds)
-    )
+    # restarts: outer steps of the starts not continued (their time is in seconds)
+    other_steps: int = 0
 
     @property
     def seconds_per_step(self) -> float:

@@ -197,20 +197,20 @@ def evaluate_run(
         path = Path(cache) / f"{key}.json"
         hit = _read_cached(path)
     # the nets' accuracies before training depend on what the key hashes: kept with the baselines
-    before = list(hit.get(BEFORE, [])) if hit is not None else []
-    if len(before) != len(nets):
-        before = []
+    cached_before = hit.get(BEFORE) if hit is not None else None
+    before = list(cached_before) if cached_before and len(cached_before) == len(nets) else []
+    compute_before = not before
     steps = syn.detached_steps()
     distilled = []
     C = syn.n_classes
     confusion = torch.zeros(C * C, dtype=torch.long)
     y = test.y.cpu()
     with task("evaluate: the distilled set", len(nets), unit="net") as t:
-        for i, p in enumerate(nets):
+        for p in nets:
             pred = predict(model, unroll(model, p, steps)[-1], test.x).cpu()
             distilled.append((pred == y).sum().item() / len(test))
             confusion += torch.bincount(y * C + pred, minlength=C * C)
-            if len(before) == i:
+            if compute_before:
                 before.append(accuracy(model, p, test))
             t.update()
     out = {
