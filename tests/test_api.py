@@ -113,3 +113,38 @@ def test_distill_takes_callbacks_of_ones_own(tmp_path):
     )  # fmt: skip
     assert cb.steps == [1, 2, 3, 4]
     assert run.meta["outer_steps"] == 4 and run.eval["distilled"]["mean"] > 0
+
+
+def test_resume_with_the_config_file_of_a_run_counted_in_passes(tmp_path):
+    """A config in passes (``outer_epochs``/``decay_epochs``, as the text presets) resumes with
+    its own file: the saved config holds the steps the passes became, and the file's passes are
+    compared as steps once the data says how many a pass is; a real change is still refused."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "arch: mlp\narch_args: {hidden: [16]}\nbatch_size: 512\nbaseline_lrs: [0.1]\n"
+        "outer_epochs: 1\ndecay_epochs: 1\ndecay_every: 250\n"
+    )
+    first = sd.distill(path, out=tmp_path / "r", evaluate=False)
+    per_pass = first.config["outer_steps"]
+    assert first.config["decay_every"] == per_pass and first.config["decay_epochs"] is None
+    run = sd.distill(path, out=tmp_path / "r", resume=True, evaluate=False, outer_epochs=2)
+    assert run.metrics[-1]["step"] == 2 * per_pass
+    assert run.config["decay_every"] == per_pass
+    with pytest.raises(ConfigError, match=r"resume cannot change \['decay_every'\]"):
+        sd.distill(path, out=tmp_path / "r", resume=True, evaluate=False, decay_epochs=2)
+    assert (
+        main(
+            [
+                "distill",
+                "--config",
+                str(path),
+                "--out",
+                str(tmp_path / "r"),
+                "--resume",
+                "--outer_epochs",
+                "3",
+                "--quiet",
+            ]
+        )
+        == 0
+    )

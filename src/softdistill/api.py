@@ -25,7 +25,14 @@ from torch import nn
 
 from softdistill import __version__, distributed, io
 from softdistill.callbacks import Callback
-from softdistill.config import Config, ConfigError, is_merged, merge, read_config_file
+from softdistill.config import (
+    PASS_KEYS,
+    Config,
+    ConfigError,
+    is_merged,
+    merge,
+    read_config_file,
+)
 from softdistill.core import SyntheticSet
 from softdistill.data import cache_dir, load_config
 from softdistill.distillation import distill as distill_loop
@@ -119,16 +126,32 @@ def resolve_device(name: str):
 def resumed_config(out: str | Path, overrides: Mapping[str, Any]) -> Config:
     """The saved config of the run in ``out`` with ``overrides``, which may change only
     :data:`RESUMABLE_CHANGES`."""
-    out = Path(out)
-    saved = Config.from_dict(io.read_json(out / io.CONFIG), source=str(out / io.CONFIG))
+    saved = saved_config(out)
     cfg = resolve_config(saved, **overrides)
+    check_resume_changes(saved, cfg)
+    return cfg
+
+
+def saved_config(out: str | Path) -> Config:
+    """The config saved in the run folder ``out`` (its counts in passes already steps)."""
+    path = Path(out) / io.CONFIG
+    return Config.from_dict(io.read_json(path), source=str(path))
+
+
+def check_resume_changes(saved: Config, cfg: Config) -> None:
+    """Refuse ``cfg`` for resuming the run of ``saved`` if it changes more than
+    :data:`RESUMABLE_CHANGES`. A count still in passes (``decay_epochs`` ...; e.g. the run's
+    own config file) is left out: the saved config holds the steps it became, known once the
+    data is loaded, when :func:`distill` checks again."""
     changed = {k for k in Config.field_names() if getattr(cfg, k) != getattr(saved, k)}
+    for passes_key, steps_key in PASS_KEYS:
+        if getattr(cfg, passes_key) is not None:
+            changed -= {passes_key, steps_key}
     if changed - RESUMABLE_CHANGES:
         raise ConfigError(
             f"resume cannot change {sorted(changed - RESUMABLE_CHANGES)} of the saved run; "
             f"only {sorted(RESUMABLE_CHANGES)} may differ"
         )
-    return cfg
 
 
 def scratch_settings(cfg: Config) -> ScratchSettings | None:
@@ -347,6 +370,8 @@ def distill(
             log.info(note)
         if notes:
             cfg.validate()  # the steps that the passes became
+            if resume:
+                check_resume_changes(saved_config(out), cfg)
         log.info("method: %s", method_summary(cfg))
         if cfg.pool_path and not cfg.test_pool and evaluate:
             log.warning(
