@@ -132,19 +132,6 @@ def test_resume_with_the_config_file_of_a_run_counted_in_passes(tmp_path):
     assert run.config["decay_every"] == per_pass
     with pytest.raises(ConfigError, match=r"resume cannot change \['decay_every'\]"):
         sd.distill(path, out=tmp_path / "r", resume=True, evaluate=False, decay_epochs=2)
-    assert (
-        main(
-            [
-                "distill",
-                "--config",
-                str(path),
-                "--out",
-                str(tmp_path / "r"),
-                "--resume",
-                "--outer_epochs",
-                "3",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
+    argv = ["distill", "--config", str(path), "--out", str(tmp_path / "r"), "--resume"]
+    assert main([*argv, "--outer_epochs", "3", "--quiet"]) == 0
+    assert sd.load(tmp_path / "r").metrics[-1]["step"] == 3 * per_pass
