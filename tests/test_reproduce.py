@@ -346,3 +346,36 @@ def test_reproduce_text_marks_the_variant_a_preset_took(tmp_path):
     # a new marked line replaces its earlier unmarked line (and the other way round)
     assert text.line_key(kept) == text.line_key(kept.replace(" (= preset)", ""))
     assert text.line_key(kept) == text.line_key(new) == "| IMDB TextConvNet fixed, 2 [paperlr]"
+
+
+def test_adam_state_reads_a_runs_checkpoint_and_its_noise_reference_holds(tmp_path):
+    """benchmarks/adam_state.py: one row per learned tensor of a tiny run's last checkpoint; and
+    the 'noise' reference is what Adam's moments give on zero-mean Gaussian gradients."""
+    import torch
+
+    import softdistill as sd
+
+    bench = benchmark_module("adam_state")
+    run = tmp_path / "run"
+    sd.distill(dataset="digits", arch="mlp", nets="fixed", outer_steps=4, out=str(run))
+    out = tmp_path / "table"
+    assert bench.main([str(run), "--out", str(out)]) == 0
+    (result,) = json.loads(out.with_suffix(".json").read_text())
+    assert result["step"] == 4 and result["beta1"] == 0.5
+    assert [t["tensor"] for t in result["tensors"]] == ["x_syn", "label_params", "raw_lrs"]
+    for t in result["tensors"]:
+        lo, mid, hi = t["quantiles"]
+        assert 0 <= lo <= mid <= hi
+    assert "| x_syn |" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main([str(tmp_path / "no_run")])
+    # the reference: Adam's moments (its two running averages) fed pure noise for many steps
+    g = torch.Generator().manual_seed(0)
+    for beta1 in (0.5, 0.9):
+        m, v = torch.zeros(5000), torch.zeros(5000)
+        for _ in range(3000):
+            grad = torch.randn(5000, generator=g)
+            m.mul_(beta1).add_(grad, alpha=1 - beta1)
+            v.mul_(0.999).addcmul_(grad, grad, value=0.001)
+        ratio = m.abs() / v.sqrt()
+        assert ratio.median().item() == pytest.approx(bench.noise_median(beta1), rel=0.05)
