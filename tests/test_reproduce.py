@@ -379,3 +379,23 @@ def test_adam_state_reads_a_runs_checkpoint_and_its_noise_reference_holds(tmp_pa
             v.mul_(0.999).addcmul_(grad, grad, value=0.001)
         ratio = m.abs() / v.sqrt()
         assert ratio.median().item() == pytest.approx(bench.noise_median(beta1), rel=0.05)
+
+
+def test_step_ab_times_a_preset_beside_its_variants(tmp_path):
+    """benchmarks/step_ab.py: one row for the preset and one per --variant, each with a time per
+    step and the rounds it came from; a malformed --variant is refused."""
+    bench = benchmark_module("step_ab")
+    out = tmp_path / "ab"
+    argv = ["--data-dir", str(tmp_path), "--preset", "demo_digits", "--variant", "batch_size=64"]
+    assert bench.main([*argv, "--rounds", "2", "--steps", "2", "--out", str(out)]) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = result["rows"]
+    assert [r["configuration"] for r in rows] == ["preset", "batch_size=64"]
+    assert rows[1]["overrides"] == {"batch_size": 64}
+    for r in rows:
+        assert len(r["rounds"]) == 2 and r["s_per_step"] > 0
+    assert "--variant batch_size=64" in out.with_suffix(".md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main(["--data-dir", str(tmp_path), "--preset", "demo_digits", "--variant", "x"])
+    with pytest.raises(SystemExit):
+        bench.main(["--data-dir", str(tmp_path), "--preset", "no_such_preset"])
