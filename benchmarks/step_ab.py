@@ -39,7 +39,7 @@ def parse_variant(text: str) -> dict:
 
 
 def time_steps(preset: str, data_dir: str, variants: list[dict], rounds: int, steps: int):
-    from softdistill.config import Config
+    from softdistill.config import Config, merge
     from softdistill.data import load_config
     from softdistill.distillation import distill
     from softdistill.models import build
@@ -51,7 +51,8 @@ def time_steps(preset: str, data_dir: str, variants: list[dict], rounds: int, st
         outer_steps=steps + 1, eval_every=0, val_size=0, log_every=10**9,
         checkpoint_every=10**9, baselines=[], patience=0, stop_at_val_acc=None, test_every=None,
     )  # fmt: skip
-    cfgs = [base.replace(**quiet, **v).validate() for v in variants]
+    # typed and validated as the CLI's flags are (a wrong type is refused by name)
+    cfgs = [merge(base.to_dict(), quiet, v, source="--variant") for v in variants]
     times: list[list[float]] = [[] for _ in cfgs]
     for _ in range(rounds):
         for cell, cfg in zip(times, cfgs):

@@ -12,6 +12,7 @@ import yaml
 from helpers import benchmark_module
 from softdistill.config import Config, read_config_file
 from softdistill.data.text import TEXT_DATASETS
+from softdistill.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -399,3 +400,5 @@ def test_step_ab_times_a_preset_beside_its_variants(tmp_path):
         bench.main(["--data-dir", str(tmp_path), "--preset", "demo_digits", "--variant", "x"])
     with pytest.raises(SystemExit):
         bench.main(["--data-dir", str(tmp_path), "--preset", "no_such_preset"])
+    with pytest.raises(ConfigError, match="batch_size"):  # typed as the CLI's flags are
+        bench.main([*argv[:4], "--variant", "batch_size=many", "--out", str(out)])
